@@ -1,0 +1,23 @@
+export { initBackend, BackendUnavailableError, BACKEND_ENV_VAR } from './init.js';
+export type { InitBackendOptions } from './init.js';
+export { ENGINE_ORDER, ENGINE_SPECS, parseEngineRequest } from './engines.js';
+export type { EngineName, EngineRequest, EngineFacts, EngineLoader, EngineSpec } from './engines.js';
+export { formatBackendReport } from './report.js';
+export type { BackendReport, RejectedEngine } from './report.js';
+export { explainLoadFailure } from './load-errors.js';
+export { prepareEngine, scatterAddSegments, originalKernel } from './kernels/index.js';
+export type { PreparedKernels } from './kernels/index.js';
+export { Rng, randomNormal, randomUniform } from './random.js';
+export type { RngState } from './random.js';
+export { liveTensorCount, assertNoLeaks, TensorCountWatch, TensorLeakError } from './leaks.js';
+export type { LeakCheckOptions } from './leaks.js';
+export {
+  float32ToBf16Bits,
+  bf16BitsToFloat32,
+  float32ToF16Bits,
+  f16BitsToFloat32,
+  float32ToBf16,
+  bf16ToFloat32,
+  float32ToF16,
+  f16ToFloat32,
+} from './float-bits.js';

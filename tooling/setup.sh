@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything deepen needs on a fresh machine: a recent enough Node check, pnpm at the
+# version pinned in package.json, the Debian packages the build needs, and the workspace's
+# dependencies from the committed lockfile. Safe to run again: it skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the build needs. node-gyp builds (later: the native engine) need a compiler
+# and Python, which Node's Debian images already carry; list any addition here.
+APT_PACKAGES=(python3 make g++)
+
+node_version=$(node -p 'process.versions.node' 2>/dev/null || echo 0)
+if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'; then
+  echo "setup: Node.js >= 20.19 is required (found ${node_version})" >&2
+  exit 1
+fi
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+    echo "setup: installing ${missing[*]} with apt-get"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  else
+    echo "setup: please install these system packages first: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+pnpm_wanted=$(node -p 'require("./package.json").packageManager.split("@")[1]')
+if [ "$(pnpm --version 2>/dev/null || true)" != "$pnpm_wanted" ]; then
+  echo "setup: installing pnpm ${pnpm_wanted}"
+  npm install --global --silent "pnpm@${pnpm_wanted}"
+fi
+
+# The optional tfjs-node engines try to download libtensorflow during install; where that
+# download is impossible they stay unusable, the install still succeeds, and deepen reports
+# why at run time. Their download errors in this output are expected on such machines.
+pnpm install --frozen-lockfile

@@ -1,0 +1,21 @@
+export interface BenchCase {
+  name: string;
+  /** One unit of work. */
+  fn: () => unknown | Promise<unknown>;
+  /** Amount of work per call (e.g. tokens), for a throughput column. */
+  work?: number;
+  /** Runs once before this case, untimed (e.g. switching engines). */
+  setup?: () => unknown | Promise<unknown>;
+}
+export interface BenchResult {
+  name: string;
+  medianMs: number;
+  runs: number;
+  /** Baseline median / this median (> 1 is faster than the baseline). */
+  speedup: number;
+}
+export declare function compare(
+  title: string,
+  spec: { baseline: BenchCase; candidates: BenchCase[]; unit?: string; warmup?: number; minTimeMs?: number; minRuns?: number },
+): Promise<BenchResult[]>;
+export declare function printTable(title: string, header: string[], rows: string[][]): void;

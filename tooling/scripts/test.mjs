@@ -16,7 +16,7 @@ const packageDirs = ['packages', 'apps']
 // A stale report from an earlier run must never count towards this one.
 for (const dir of packageDirs) rmSync(join(dir, reportName), { force: true });
 
-const turbo = spawnSync('pnpm', ['exec', 'turbo', 'run', 'typecheck', 'lint', 'test', ...process.argv.slice(2)], {
+const turbo = spawnSync('pnpm', ['exec', 'turbo', 'run', 'typecheck', 'lint', 'test', '--continue', ...process.argv.slice(2)], {
   cwd: root,
   stdio: 'inherit',
 });

@@ -21,3 +21,4 @@ export {
   float32ToF16,
   f16ToFloat32,
 } from './float-bits.js';
+export { writeFileAtomic, writeDirAtomic } from './atomic-fs.js';

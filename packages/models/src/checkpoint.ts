@@ -1,0 +1,223 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { writeDirAtomic } from '@deepen/backend';
+import { configFromJson, configToJson, layerDepth, schemeOf, type LlamaConfig } from './config.js';
+import { LlamaModel, modelTensorShapes } from './model.js';
+import { BLOCK, LM_HEAD, isLinear, layerPrefix } from './names.js';
+import { encodeFloat32, parseSafetensors, serializeSafetensors, tensorToFloat32, type StorageDtype, type TensorToWrite } from './safetensors.js';
+
+export const CONFIG_FILE = 'config.json';
+export const GENERATION_CONFIG_FILE = 'generation_config.json';
+export const WEIGHTS_FILE = 'model.safetensors';
+export const WEIGHTS_INDEX_FILE = 'model.safetensors.index.json';
+
+export interface SaveOptions {
+  /** Storage precision of the weights. Default F32. */
+  dtype?: StorageDtype;
+  /** Split the weights into shards of at most this many bytes (plus an index). Default 2 GiB. */
+  maxShardBytes?: number;
+  /**
+   * Write a plain Pre-LN LLaMA that stock runtimes reproduce: LNS factors fold into the norm
+   * weights, LayerScale/SkipInit gates into o_proj/down_proj. Fails for schemes that cannot fold.
+   */
+  fold?: boolean;
+  /** More files to place in the folder, e.g. { 'tokenizer.json': text }. */
+  files?: Record<string, string | Uint8Array>;
+}
+
+interface NamedValues {
+  name: string;
+  shape: number[];
+  values: Float32Array;
+}
+
+/** Whether every block is a plain LLaMA block (no scale, gate, other wiring). */
+function isPlainLlama(model: LlamaModel): boolean {
+  return Array.from({ length: model.config.num_hidden_layers }, (_, i) => model.plan(i)).every(
+    (p) => p.wiring === 'pre' && p.normScale === 1 && p.residualScale === 1 && p.gate.kind === 'none',
+  );
+}
+
+/** The model's tensors in checkpoint layout ([out, in] linears), folded when asked. */
+function checkpointTensors(model: LlamaModel, fold: boolean): NamedValues[] {
+  const folded = new Map<string, Float32Array>();
+  if (fold) {
+    for (let i = 0; i < model.config.num_hidden_layers; i++) {
+      const plan = model.plan(i);
+      const name = (suffix: string) => layerPrefix(i) + suffix;
+      tf.tidy(() => {
+        if (plan.normScale !== 1) {
+          for (const s of [BLOCK.attnNorm, BLOCK.mlpNorm]) folded.set(name(s), tf.mul(model.param(name(s)), plan.normScale).dataSync() as Float32Array);
+        }
+        if (plan.gate.kind !== 'none') {
+          // g * (x W) == x (W * g) with W stored [in, out]: scale the output columns.
+          folded.set(name(BLOCK.o), tf.mul(model.param(name(BLOCK.o)), model.param(name(BLOCK.attnGate))).dataSync() as Float32Array);
+          folded.set(name(BLOCK.down), tf.mul(model.param(name(BLOCK.down)), model.param(name(BLOCK.mlpGate))).dataSync() as Float32Array);
+        }
+      });
+    }
+  }
+  const out: NamedValues[] = [];
+  for (const [name, variable] of model.params) {
+    if (fold && (name.endsWith(BLOCK.attnGate) || name.endsWith(BLOCK.mlpGate))) continue;
+    const source = folded.get(name);
+    if (isLinear(name)) {
+      const [inDim, outDim] = variable.shape as [number, number];
+      const values = tf.tidy(() => tf.transpose(source ? tf.tensor2d(source, [inDim, outDim]) : variable).dataSync() as Float32Array);
+      out.push({ name, shape: [outDim, inDim], values });
+    } else {
+      out.push({ name, shape: variable.shape, values: source ?? (variable.dataSync() as Float32Array) });
+    }
+  }
+  return out;
+}
+
+function savedConfig(model: LlamaModel, fold: boolean): Record<string, unknown> {
+  const config = model.config;
+  if (fold) {
+    if (!model.scheme.foldable) {
+      throw new Error(
+        `cannot fold norm scheme '${model.scheme.name}' into a plain LLaMA: its blocks scale the residual or normalise after it; save without fold (deepen will load it)`,
+      );
+    }
+    return configToJson({ ...config, deepen: { norm_scheme: 'pre', folded_from: model.scheme.name, stock_runtime_compatible: true } });
+  }
+  const plain = isPlainLlama(model);
+  return configToJson({
+    ...config,
+    deepen: {
+      ...config.deepen,
+      stock_runtime_compatible: plain,
+      ...(plain
+        ? {}
+        : {
+            note: model.scheme.foldable
+              ? `norm scheme '${model.scheme.name}' is not plain Pre-LN: stock LLaMA runtimes ignore this block and will not reproduce the model; export with fold to get one they do`
+              : `norm scheme '${model.scheme.name}' has no Pre-LN equivalent: only deepen reproduces this model`,
+          }),
+    },
+  });
+}
+
+/**
+ * Writes a checkpoint folder: config.json (HF keys + deepen block), generation_config.json,
+ * model.safetensors (or shards + index) and any extra files. The folder appears complete or
+ * not at all; an existing folder is replaced only once the new one is fully written.
+ */
+export async function saveCheckpoint(model: LlamaModel, dir: string, options: SaveOptions = {}): Promise<void> {
+  const dtype = options.dtype ?? 'F32';
+  const maxShard = options.maxShardBytes ?? 2 * 1024 ** 3;
+  const fold = options.fold ?? false;
+  const config = savedConfig(model, fold);
+  const tensors: TensorToWrite[] = checkpointTensors(model, fold).map((t) => ({ name: t.name, dtype, shape: t.shape, bytes: encodeFloat32(t.values, dtype) }));
+
+  const shards: TensorToWrite[][] = [];
+  let current: TensorToWrite[] = [];
+  let currentBytes = 0;
+  for (const t of [...tensors].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    if (current.length > 0 && currentBytes + t.bytes.byteLength > maxShard) {
+      shards.push(current);
+      current = [];
+      currentBytes = 0;
+    }
+    current.push(t);
+    currentBytes += t.bytes.byteLength;
+  }
+  if (current.length > 0) shards.push(current);
+
+  await writeDirAtomic(dir, (tmp) => {
+    const write = (file: string, data: string | Uint8Array | Uint8Array[]) =>
+      writeFileSync(join(tmp, file), Array.isArray(data) ? Buffer.concat(data) : data);
+    write(CONFIG_FILE, `${JSON.stringify(config, null, 2)}\n`);
+    const c = model.config;
+    write(GENERATION_CONFIG_FILE, `${JSON.stringify({ bos_token_id: c.bos_token_id, eos_token_id: c.eos_token_id, pad_token_id: c.pad_token_id }, null, 2)}\n`);
+    const metadata = { format: 'pt' };
+    if (shards.length === 1) {
+      write(WEIGHTS_FILE, serializeSafetensors(shards[0] as TensorToWrite[], metadata));
+    } else {
+      const weightMap: Record<string, string> = {};
+      const pad = (n: number) => String(n).padStart(5, '0');
+      shards.forEach((shard, i) => {
+        const file = `model-${pad(i + 1)}-of-${pad(shards.length)}.safetensors`;
+        for (const t of shard) weightMap[t.name] = file;
+        write(file, serializeSafetensors(shard, metadata));
+      });
+      const totalSize = tensors.reduce((a, t) => a + t.bytes.byteLength, 0);
+      write(WEIGHTS_INDEX_FILE, `${JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2)}\n`);
+    }
+    for (const [file, data] of Object.entries(options.files ?? {})) write(file, data);
+  });
+}
+
+function readJson(path: string): unknown {
+  if (!existsSync(path)) throw new Error(`${path}: file not found`);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new Error(`${path}: not valid JSON (${(error as Error).message})`);
+  }
+}
+
+/** Reads config.json of a checkpoint folder (ours or a Hugging Face LLaMA). */
+export function readCheckpointConfig(dir: string): LlamaConfig {
+  const path = join(dir, CONFIG_FILE);
+  return configFromJson(readJson(path), path);
+}
+
+/** Tensors that checkpoints of other tools carry but a model does not need. */
+const IGNORED_TENSORS = /\.rotary_emb\.inv_freq$/;
+
+/**
+ * Loads a checkpoint folder into a model. Hugging Face LLaMA folders (tied or untied head,
+ * GQA, F32/F16/BF16, sharded or not) load as Pre-LN models. Any problem names the file and
+ * the tensor.
+ */
+export function loadCheckpoint(dir: string): LlamaModel {
+  if (!existsSync(dir)) throw new Error(`${dir}: checkpoint folder not found`);
+  const config = readCheckpointConfig(dir);
+  const indexPath = join(dir, WEIGHTS_INDEX_FILE);
+  let files: string[];
+  if (existsSync(indexPath)) {
+    const index = readJson(indexPath) as { weight_map?: Record<string, string> };
+    if (!index?.weight_map || typeof index.weight_map !== 'object') throw new Error(`${indexPath}: no weight_map`);
+    files = [...new Set(Object.values(index.weight_map))];
+  } else {
+    files = [WEIGHTS_FILE];
+  }
+
+  const expected = new Map(modelTensorShapes(config, schemeOf(config)));
+  const found = new Map<string, { file: string; shape: number[]; values: Float32Array }>();
+  for (const file of files) {
+    const path = join(dir, file);
+    if (!existsSync(path)) throw new Error(`${path}: weights file not found`);
+    const parsed = parseSafetensors(readFileSync(path), path);
+    for (const [name, t] of parsed.tensors) {
+      if (IGNORED_TENSORS.test(name)) continue;
+      if (name === LM_HEAD && config.tie_word_embeddings) continue; // some exporters write the tied head too
+      const where = `${path}: tensor ${name}`;
+      const want = expected.get(name);
+      if (!want) throw new Error(`${where} is not part of a ${config.num_hidden_layers}-layer '${config.deepen.norm_scheme}' model`);
+      const stored = isLinear(name) ? [want[1], want[0]] : want;
+      if (t.shape.join(',') !== stored.join(',')) throw new Error(`${where} has shape [${t.shape}], expected [${stored}] from config.json`);
+      found.set(name, { file: path, shape: t.shape, values: tensorToFloat32(t, where) });
+    }
+  }
+  const missing = [...expected.keys()].filter((n) => !found.has(n));
+  if (missing.length > 0) throw new Error(`${dir}: missing tensor${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (looked in ${files.join(', ')})`);
+
+  const tensors = new Map<string, tf.Tensor>();
+  try {
+    for (const [name, t] of found) {
+      tensors.set(name, tf.tidy(() => (isLinear(name) ? tf.transpose(tf.tensor(t.values, t.shape)) : tf.tensor(t.values, t.shape))));
+    }
+    return LlamaModel.fromTensors(config, tensors, dir);
+  } finally {
+    tf.dispose([...tensors.values()]);
+  }
+}
+
+/** The 1-based depth of each layer (for reports on pruned models). */
+export function layerDepths(config: LlamaConfig): number[] {
+  return Array.from({ length: config.num_hidden_layers }, (_, i) => layerDepth(config, i));
+}

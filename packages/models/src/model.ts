@@ -1,0 +1,374 @@
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '@deepen/backend';
+import { rmsNorm, type BlockPlan, type InitSpec, type NormScheme, type ParamRole } from '@deepen/norms';
+import { headDim, layerDepth, schemeOf, type LlamaConfig } from './config.js';
+import type { KVCache } from './kv-cache.js';
+import { BLOCK, EMBED, FINAL_NORM, LM_HEAD, layerPrefix } from './names.js';
+import { countParameters, type ParameterCount } from './presets.js';
+import { applyRope, ropeTables } from './rope.js';
+
+export interface ForwardOptions {
+  /** 0-based indices of blocks to skip (run as identity), without copying any weights. */
+  skipLayers?: Iterable<number>;
+  /** Return every executed block's input and output hidden states (caller disposes them). */
+  captureHidden?: boolean;
+  /** Decode with a KV cache: positions continue from `cache.length`, and the cache is extended. */
+  cache?: KVCache;
+}
+
+export interface HiddenStates {
+  /** 0-based indices of the blocks that ran, in order. */
+  layers: number[];
+  /** Residual stream entering each of those blocks, [batch, seq, hidden]. */
+  inputs: tf.Tensor3D[];
+  /** Residual stream leaving each of those blocks. */
+  outputs: tf.Tensor3D[];
+}
+
+export interface ForwardResult {
+  logits: tf.Tensor3D;
+  hidden?: HiddenStates;
+}
+
+export interface LossOptions extends Omit<ForwardOptions, 'cache' | 'captureHidden'> {
+  /** Target ids [batch, seq]. Default: the inputs shifted left (next-token prediction), last position ignored. */
+  targets?: tf.Tensor2D;
+  /** 1 where a position counts, 0 where it does not, [batch, seq]. */
+  mask?: tf.Tensor2D;
+  /** Targets equal to this are ignored. Default -100, as in PyTorch / Hugging Face. */
+  ignoreIndex?: number;
+}
+
+const MASKED = -1e9;
+
+/** The role of a block tensor for the scheme's init rules. */
+const ROLE_OF: Record<string, ParamRole> = {
+  [BLOCK.q]: 'q_proj',
+  [BLOCK.k]: 'k_proj',
+  [BLOCK.v]: 'v_proj',
+  [BLOCK.o]: 'o_proj',
+  [BLOCK.gate]: 'gate_proj',
+  [BLOCK.up]: 'up_proj',
+  [BLOCK.down]: 'down_proj',
+};
+
+/** The tensors a block owns under its plan, with their shapes ([in, out] for linears). */
+export function blockTensorShapes(config: LlamaConfig, plan: BlockPlan): Array<[string, number[]]> {
+  const H = config.hidden_size;
+  const kv = config.num_key_value_heads * headDim(config);
+  const I = config.intermediate_size;
+  const shapes: Array<[string, number[]]> = [
+    [BLOCK.attnNorm, [H]],
+    [BLOCK.q, [H, H]],
+    [BLOCK.k, [H, kv]],
+    [BLOCK.v, [H, kv]],
+    [BLOCK.o, [H, H]],
+    [BLOCK.mlpNorm, [H]],
+    [BLOCK.gate, [H, I]],
+    [BLOCK.up, [H, I]],
+    [BLOCK.down, [I, H]],
+  ];
+  if (plan.wiring === 'sandwich') shapes.push([BLOCK.attnOutNorm, [H]], [BLOCK.mlpOutNorm, [H]]);
+  if (plan.gate.kind !== 'none') {
+    const gateShape = plan.gate.kind === 'layerscale' ? [H] : [1];
+    shapes.push([BLOCK.attnGate, gateShape], [BLOCK.mlpGate, gateShape]);
+  }
+  return shapes;
+}
+
+/** Every tensor name and shape the model holds, in a fixed order. */
+export function modelTensorShapes(config: LlamaConfig, scheme: NormScheme = schemeOf(config)): Array<[string, number[]]> {
+  const H = config.hidden_size;
+  const out: Array<[string, number[]]> = [[EMBED, [config.vocab_size, H]]];
+  for (let i = 0; i < config.num_hidden_layers; i++) {
+    for (const [suffix, shape] of blockTensorShapes(config, scheme.block(layerDepth(config, i)))) out.push([layerPrefix(i) + suffix, shape]);
+  }
+  out.push([FINAL_NORM, [H]]);
+  if (!config.tie_word_embeddings) out.push([LM_HEAD, [H, config.vocab_size]]);
+  return out;
+}
+
+function drawInit(rng: Rng, shape: number[], spec: InitSpec): Float32Array {
+  const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  if (spec.kind === 'normal') return rng.fillNormal(values, 0, spec.std);
+  const [fanIn, fanOut] = shape as [number, number];
+  return rng.fillNormal(values, 0, spec.gain * Math.sqrt(2 / (fanIn + fanOut)));
+}
+
+/**
+ * A LLaMA decoder whose blocks are wired by a normalization scheme. Parameters live in
+ * `params`, keyed by Hugging Face tensor names; linear weights are stored [in, out] (the
+ * transpose of the checkpoint layout) so every projection is a plain 2-D matmul.
+ */
+export class LlamaModel {
+  readonly scheme: NormScheme;
+  private readonly plans: BlockPlan[];
+  private readonly rope: { cos: tf.Tensor2D; sin: tf.Tensor2D };
+
+  private constructor(
+    readonly config: LlamaConfig,
+    readonly params: Map<string, tf.Variable>,
+  ) {
+    this.scheme = schemeOf(config);
+    this.plans = Array.from({ length: config.num_hidden_layers }, (_, i) => this.scheme.block(layerDepth(config, i)));
+    const hd = headDim(config);
+    const { cos, sin } = ropeTables(hd, config.max_position_embeddings, config.rope_theta);
+    this.rope = {
+      cos: tf.tensor2d(cos, [config.max_position_embeddings, hd]),
+      sin: tf.tensor2d(sin, [config.max_position_embeddings, hd]),
+    };
+  }
+
+  /** A freshly initialised model; the same seed gives the same weights on every engine. */
+  static create(config: LlamaConfig, options: { seed?: number | string } = {}): LlamaModel {
+    const scheme = schemeOf(config);
+    const root = Rng.fromSeed(options.seed ?? 0);
+    const base = config.initializer_range;
+    const params = new Map<string, tf.Variable>();
+    for (const [name, shape] of modelTensorShapes(config, scheme)) {
+      const rng = root.fork(name);
+      let values: Float32Array;
+      const layerMatch = /^model\.layers\.(\d+)\.(.+)$/.exec(name);
+      if (name === EMBED) values = drawInit(rng, shape, scheme.init('embed', null, base));
+      else if (name === LM_HEAD) values = drawInit(rng, shape, scheme.init('lm_head', null, base));
+      else if (name === FINAL_NORM) values = new Float32Array(shape[0] as number).fill(1);
+      else {
+        const index = Number(layerMatch![1]);
+        const suffix = layerMatch![2] as string;
+        const depth = layerDepth(config, index);
+        const role = ROLE_OF[suffix];
+        if (role) values = drawInit(rng, shape, scheme.init(role, depth, base));
+        else if (suffix === BLOCK.attnGate || suffix === BLOCK.mlpGate) {
+          const gate = scheme.block(depth).gate;
+          values = new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(gate.kind === 'none' ? 1 : gate.init);
+        } else values = new Float32Array(shape[0] as number).fill(1); // norm weights
+      }
+      params.set(name, tf.variable(tf.tensor(values, shape, 'float32'), true, uniqueVariableName(name)));
+    }
+    return new LlamaModel(config, params);
+  }
+
+  /**
+   * A model from named tensors in deepen's layout ([in, out] linears). The tensors are copied
+   * into new variables; the caller keeps ownership of what it passed.
+   */
+  static fromTensors(config: LlamaConfig, tensors: Map<string, tf.Tensor>, source = 'tensors'): LlamaModel {
+    const expected = modelTensorShapes(config);
+    const problems: string[] = [];
+    for (const [name, shape] of expected) {
+      const t = tensors.get(name);
+      if (!t) problems.push(`missing tensor ${name}`);
+      else if (t.shape.join(',') !== shape.join(',')) problems.push(`tensor ${name} has shape [${t.shape}], expected [${shape}]`);
+    }
+    const known = new Set(expected.map(([n]) => n));
+    const unexpected = [...tensors.keys()].filter((n) => !known.has(n));
+    if (unexpected.length > 0) problems.push(`unexpected tensors for norm scheme '${config.deepen.norm_scheme}': ${unexpected.join(', ')}`);
+    if (problems.length > 0) throw new Error(`${source}: ${problems.join('; ')}`);
+    const params = new Map<string, tf.Variable>();
+    for (const [name] of expected) params.set(name, tf.variable(tensors.get(name)!.toFloat(), true, uniqueVariableName(name)));
+    return new LlamaModel(config, params);
+  }
+
+  param(name: string): tf.Variable {
+    const p = this.params.get(name);
+    if (!p) throw new Error(`model has no parameter ${name}`);
+    return p;
+  }
+
+  /** The block plan (wiring, scales, gates) of layer `index` (0-based). */
+  plan(index: number): BlockPlan {
+    return this.plans[index] as BlockPlan;
+  }
+
+  trainableVariables(): tf.Variable[] {
+    return [...this.params.values()];
+  }
+
+  parameterCount(): ParameterCount {
+    return countParameters(this.config, {
+      normsPerBlock: this.plans.map((p) => (p.wiring === 'sandwich' ? 4 : 2)),
+      gateParams: this.plans.map((p) => (p.gate.kind === 'layerscale' ? 2 * this.config.hidden_size : p.gate.kind === 'scalar' ? 2 : 0)),
+    });
+  }
+
+  /** Logits for every position, plus hidden states when asked. Runs inside its own tidy scope. */
+  forward(inputIds: tf.Tensor2D | number[][], options: ForwardOptions = {}): ForwardResult {
+    const ids = Array.isArray(inputIds) ? null : inputIds;
+    const [batch, seq] = ids ? (ids.shape as [number, number]) : [(inputIds as number[][]).length, (inputIds as number[][])[0]?.length ?? 0];
+    const offset = options.cache?.length ?? 0;
+    if (seq < 1) throw new Error('forward: the input has no positions');
+    if (offset + seq > this.config.max_position_embeddings) {
+      throw new Error(`forward: positions ${offset}..${offset + seq - 1} exceed max_position_embeddings (${this.config.max_position_embeddings})`);
+    }
+    const skip = new Set(options.skipLayers ?? []);
+    for (const i of skip) {
+      if (!Number.isInteger(i) || i < 0 || i >= this.config.num_hidden_layers) {
+        throw new Error(`forward: skipLayers has ${i}, outside 0..${this.config.num_hidden_layers - 1}`);
+      }
+    }
+    const result = tf.tidy(() => {
+      const idTensor = ids ?? tf.tensor2d(inputIds as number[][], [batch, seq], 'int32');
+      const H = this.config.hidden_size;
+      let x = tf.reshape(tf.gather(this.param(EMBED), tf.reshape(idTensor, [-1])), [batch, seq, H]) as tf.Tensor3D;
+      const cos = tf.slice(this.rope.cos, [offset, 0], [seq, -1]);
+      const sin = tf.slice(this.rope.sin, [offset, 0], [seq, -1]);
+      const mask = causalMask(seq, offset, this.config.num_attention_heads / this.config.num_key_value_heads);
+      const captured: { layers: number[]; inputs: tf.Tensor3D[]; outputs: tf.Tensor3D[] } = { layers: [], inputs: [], outputs: [] };
+      for (let i = 0; i < this.config.num_hidden_layers; i++) {
+        if (skip.has(i)) continue;
+        const out = this.block(i, x, cos, sin, mask, options.cache);
+        if (options.captureHidden) {
+          captured.layers.push(i);
+          captured.inputs.push(x);
+          captured.outputs.push(out);
+        }
+        x = out;
+      }
+      const normed = rmsNorm(x, this.param(FINAL_NORM), this.config.rms_norm_eps);
+      const flat = tf.reshape(normed, [batch * seq, H]);
+      const logits2d = this.config.tie_word_embeddings
+        ? tf.matMul(flat, tf.transpose(this.param(EMBED)))
+        : tf.matMul(flat, this.param(LM_HEAD));
+      const logits = tf.reshape(logits2d, [batch, seq, this.config.vocab_size]) as tf.Tensor3D;
+      return { logits, inputs: captured.inputs, outputs: captured.outputs, layers: tf.tensor1d(captured.layers, 'int32') };
+    });
+    if (options.cache) options.cache.length = offset + seq;
+    const layers = Array.from(result.layers.dataSync());
+    result.layers.dispose();
+    return options.captureHidden
+      ? { logits: result.logits, hidden: { layers, inputs: result.inputs, outputs: result.outputs } }
+      : { logits: result.logits };
+  }
+
+  /** Logits only, [batch, seq, vocab]. */
+  logits(inputIds: tf.Tensor2D | number[][], options: Omit<ForwardOptions, 'captureHidden'> = {}): tf.Tensor3D {
+    return this.forward(inputIds, options).logits;
+  }
+
+  /**
+   * Mean cross-entropy over the positions that count (target not `ignoreIndex`, mask 1).
+   * Computed as logsumexp(logits) - logit[target], which never materialises the softmax.
+   */
+  loss(inputIds: tf.Tensor2D, options: LossOptions = {}): tf.Scalar {
+    const ignore = options.ignoreIndex ?? -100;
+    const V = this.config.vocab_size;
+    return tf.tidy(() => {
+      const { logits } = this.forward(inputIds, { ...(options.skipLayers ? { skipLayers: options.skipLayers } : {}) });
+      const [batch, seq] = inputIds.shape;
+      const targets =
+        options.targets ??
+        (tf.concat([tf.slice(inputIds, [0, 1], [batch, seq - 1]), tf.fill([batch, 1], ignore, 'int32')], 1) as tf.Tensor2D);
+      if (targets.shape.join(',') !== inputIds.shape.join(',')) {
+        throw new Error(`loss: targets shape [${targets.shape}] differs from inputs [${inputIds.shape}]`);
+      }
+      const n = batch * seq;
+      const flatTargets = tf.reshape(targets, [n]);
+      let weights = tf.cast(tf.notEqual(flatTargets, ignore), 'float32');
+      if (options.mask) weights = tf.mul(weights, tf.reshape(tf.cast(options.mask, 'float32'), [n]));
+      const safeTargets = tf.where(tf.notEqual(flatTargets, ignore), flatTargets, tf.zerosLike(flatTargets));
+      const logits2d = tf.reshape(logits, [n, V]);
+      const logSumExp = tf.logSumExp(logits2d, 1);
+      // The target logit of row r sits at r * V + target in the flattened logits.
+      const flatIndex = tf.add(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(V, 'int32')), tf.cast(safeTargets, 'int32'));
+      const targetLogit = tf.gather(tf.reshape(logits2d, [n * V]), flatIndex);
+      const nll = tf.sub(logSumExp, targetLogit);
+      const total = tf.sum(tf.mul(nll, weights));
+      return tf.div(total, tf.maximum(tf.sum(weights), 1)) as tf.Scalar;
+    });
+  }
+
+  private block(i: number, x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, mask: tf.Tensor, cache?: KVCache): tf.Tensor3D {
+    const plan = this.plans[i] as BlockPlan;
+    const p = (suffix: string) => this.param(layerPrefix(i) + suffix);
+    const eps = this.config.rms_norm_eps;
+    // LNS and friends multiply a norm's output by a constant: fold it into the weight, which is
+    // an [H] multiply instead of a [B, T, H] one and gives identical gradients.
+    const norm = (h: tf.Tensor, suffix: string, scale: number) => rmsNorm(h, scale === 1 ? p(suffix) : tf.mul(p(suffix), scale), eps);
+    const gate = (y: tf.Tensor, suffix: string) => (plan.gate.kind === 'none' ? y : tf.mul(y, p(suffix)));
+    const residual = (h: tf.Tensor) => (plan.residualScale === 1 ? h : tf.mul(h, plan.residualScale));
+    const attention = (h: tf.Tensor) => this.attention(i, h as tf.Tensor3D, cos, sin, mask, cache);
+    const mlp = (h: tf.Tensor) => this.mlp(i, h as tf.Tensor3D);
+
+    let h: tf.Tensor;
+    let y: tf.Tensor;
+    switch (plan.wiring) {
+      case 'pre':
+        h = tf.add(residual(x), gate(attention(norm(x, BLOCK.attnNorm, plan.normScale)), BLOCK.attnGate));
+        y = tf.add(residual(h), gate(mlp(norm(h, BLOCK.mlpNorm, plan.normScale)), BLOCK.mlpGate));
+        break;
+      case 'post':
+        h = norm(tf.add(residual(x), gate(attention(x), BLOCK.attnGate)), BLOCK.attnNorm, 1);
+        y = norm(tf.add(residual(h), gate(mlp(h), BLOCK.mlpGate)), BLOCK.mlpNorm, 1);
+        break;
+      case 'sandwich':
+        h = tf.add(residual(x), gate(norm(attention(norm(x, BLOCK.attnNorm, plan.normScale)), BLOCK.attnOutNorm, 1), BLOCK.attnGate));
+        y = tf.add(residual(h), gate(norm(mlp(norm(h, BLOCK.mlpNorm, plan.normScale)), BLOCK.mlpOutNorm, 1), BLOCK.mlpGate));
+        break;
+    }
+    return y as tf.Tensor3D;
+  }
+
+  private attention(i: number, x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, mask: tf.Tensor, cache?: KVCache): tf.Tensor3D {
+    const [B, T, H] = x.shape;
+    const nH = this.config.num_attention_heads;
+    const nKV = this.config.num_key_value_heads;
+    const hd = headDim(this.config);
+    const p = (suffix: string) => this.param(layerPrefix(i) + suffix);
+    const flat = tf.reshape(x, [B * T, H]);
+    const heads = (t: tf.Tensor, n: number) => tf.transpose(tf.reshape(t, [B, T, n, hd]), [0, 2, 1, 3]);
+    const q = applyRope(heads(tf.matMul(flat, p(BLOCK.q)), nH), cos, sin);
+    let k = applyRope(heads(tf.matMul(flat, p(BLOCK.k)), nKV), cos, sin) as tf.Tensor4D;
+    let v = heads(tf.matMul(flat, p(BLOCK.v)), nKV) as tf.Tensor4D;
+    if (cache) {
+      const past = cache.get(i);
+      if (past) {
+        k = tf.concat([past.k, k], 2);
+        v = tf.concat([past.v, v], 2);
+      }
+      cache.set(i, k, v);
+    }
+    // Grouped-query attention: query head h = j*rep + r uses kv head j (HF repeat_kv). Instead
+    // of copying each kv head rep times, fold the rep query heads of a group into the rows:
+    // q [B, nKV, rep*T, hd] against k [B, nKV, S, hd]. The mask rows repeat to match.
+    const rep = nH / nKV;
+    const grouped = tf.reshape(q, [B, nKV, rep * T, hd]);
+    const scores = tf.add(tf.mul(tf.matMul(grouped, k, false, true), 1 / Math.sqrt(hd)), mask);
+    const context = tf.reshape(tf.matMul(tf.softmax(scores), v), [B, nH, T, hd]);
+    const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B * T, H]);
+    return tf.reshape(tf.matMul(merged, p(BLOCK.o)), [B, T, H]) as tf.Tensor3D;
+  }
+
+  private mlp(i: number, x: tf.Tensor3D): tf.Tensor3D {
+    const [B, T, H] = x.shape;
+    const p = (suffix: string) => this.param(layerPrefix(i) + suffix);
+    const flat = tf.reshape(x, [B * T, H]);
+    const gate = tf.matMul(flat, p(BLOCK.gate));
+    const hidden = tf.mul(tf.mul(gate, tf.sigmoid(gate)), tf.matMul(flat, p(BLOCK.up))); // SwiGLU: silu(gate) * up
+    return tf.reshape(tf.matMul(hidden, p(BLOCK.down)), [B, T, H]) as tf.Tensor3D;
+  }
+
+  dispose(): void {
+    tf.dispose([...this.params.values(), this.rope.cos, this.rope.sin]);
+    this.params.clear();
+  }
+}
+
+/**
+ * Additive causal mask [rep * T, offset + T]: query t (position offset + t) sees keys
+ * 0..offset + t. The T rows repeat `rep` times, once per query head sharing a kv head.
+ */
+function causalMask(seq: number, offset: number, rep: number): tf.Tensor2D {
+  const total = offset + seq;
+  const values = new Float32Array(rep * seq * total);
+  for (let r = 0; r < rep; r++) {
+    for (let t = 0; t < seq; t++) for (let s = offset + t + 1; s < total; s++) values[(r * seq + t) * total + s] = MASKED;
+  }
+  return tf.tensor2d(values, [rep * seq, total]);
+}
+
+let variableCounter = 0;
+/** tfjs variable names are global; several models (or the same model loaded twice) must not collide. */
+function uniqueVariableName(name: string): string {
+  variableCounter += 1;
+  return `${name}#${variableCounter}`;
+}

@@ -20,7 +20,7 @@
  * @property {string} name
  * @property {number} medianMs
  * @property {number} runs
- * @property {number} speedup  baseline median / this median (> 1 is faster than baseline)
+ * @property {number} speedup  throughput relative to the baseline (time ratio when no work is given); > 1 is faster
  */
 
 const quick = process.env.DEEPEN_BENCH_QUICK === '1';
@@ -58,18 +58,27 @@ export async function compare(title, spec) {
     const m = await measure(c, warmup, minTimeMs, minRuns);
     measured.push({ name: c.name, ...m, speedup: 0, work: c.work });
   }
-  const base = /** @type {BenchResult} */ (measured[0]).medianMs;
-  for (const r of measured) r.speedup = base / r.medianMs;
+  // With work given for every case, compare throughput (cases may do different amounts of work);
+  // otherwise compare time per call.
+  const rate = (/** @type {{ medianMs: number, work?: number }} */ r) => (r.work ?? 1) / r.medianMs;
+  const byWork = measured.every((r) => r.work !== undefined);
+  const base = /** @type {BenchResult & { work?: number }} */ (measured[0]);
+  for (const r of measured) r.speedup = byWork ? rate(r) / rate(base) : base.medianMs / r.medianMs;
   const unit = spec.unit ?? 'items';
   const rows = measured.map((r, i) => [
     i === 0 ? `${r.name} (baseline)` : r.name,
     r.medianMs.toFixed(2),
-    r.work === undefined ? '-' : `${Math.round((r.work * 1000) / r.medianMs).toLocaleString('en-US')} ${unit}/s`,
+    r.work === undefined ? '-' : `${formatRate((r.work * 1000) / r.medianMs)} ${unit}/s`,
     `${r.speedup.toFixed(2)}x`,
     String(r.runs),
   ]);
   printTable(title, ['case', 'median ms', 'throughput', 'vs baseline', 'runs'], rows);
   return measured.map(({ work: _work, ...r }) => r);
+}
+
+/** Three significant digits below 1000, thousands separators above. @param {number} x */
+function formatRate(x) {
+  return x >= 1000 ? Math.round(x).toLocaleString('en-US') : x.toPrecision(3);
 }
 
 /** @param {string} title @param {string[]} header @param {string[][]} rows */

@@ -11,7 +11,7 @@ export interface BenchResult {
   name: string;
   medianMs: number;
   runs: number;
-  /** Baseline median / this median (> 1 is faster than the baseline). */
+  /** Throughput relative to the baseline (time ratio when a case gives no work); > 1 is faster. */
   speedup: number;
 }
 export declare function compare(

@@ -1,0 +1,16 @@
+export { stateOfTheUnion, mobyDick, loadCorpus, fingerprintOf, CorpusError } from './corpus.js';
+export type { Corpus, Document, SpeechCorpus, SpeechDocument, UserCorpusOptions } from './corpus.js';
+export { Tokenizer } from './tokenizer.js';
+export type { SpecialIds } from './tokenizer.js';
+export { trainByteLevelBpe, DEFAULT_SPECIAL_TOKENS } from './bpe-trainer.js';
+export type { TrainBpeOptions, TokenizerJson } from './bpe-trainer.js';
+export { trainTokenizer, cachedTokenizer } from './tokenizer-training.js';
+export type { CachedTokenizerOptions } from './tokenizer-training.js';
+export { tokenizeCorpus } from './token-cache.js';
+export type { TokenizedCorpus, TokenizedSplit } from './token-cache.js';
+export { SequenceSet } from './packing.js';
+export type { PackingMode, PackingOptions } from './packing.js';
+export { BatchIterator, sequentialBatches } from './loader.js';
+export type { Batch, LoaderState } from './loader.js';
+export { defaultCacheDir } from './cache-dir.js';
+export { byteLevelPreTokens, BYTE_TO_CHAR } from './byte-level.js';

@@ -143,7 +143,7 @@ export class LlamaModel {
           values = new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(gate.kind === 'none' ? 1 : gate.init);
         } else values = new Float32Array(shape[0] as number).fill(1); // norm weights
       }
-      params.set(name, tf.variable(tf.tensor(values, shape, 'float32'), true, uniqueVariableName(name)));
+      params.set(name, newVariable(() => tf.tensor(values, shape, 'float32'), name));
     }
     return new LlamaModel(config, params);
   }
@@ -165,7 +165,7 @@ export class LlamaModel {
     if (unexpected.length > 0) problems.push(`unexpected tensors for norm scheme '${config.deepen.norm_scheme}': ${unexpected.join(', ')}`);
     if (problems.length > 0) throw new Error(`${source}: ${problems.join('; ')}`);
     const params = new Map<string, tf.Variable>();
-    for (const [name] of expected) params.set(name, tf.variable(tensors.get(name)!.toFloat(), true, uniqueVariableName(name)));
+    for (const [name] of expected) params.set(name, newVariable(() => tensors.get(name)!.toFloat(), name));
     return new LlamaModel(config, params);
   }
 
@@ -364,6 +364,14 @@ function causalMask(seq: number, offset: number, rep: number): tf.Tensor2D {
     for (let t = 0; t < seq; t++) for (let s = offset + t + 1; s < total; s++) values[(r * seq + t) * total + s] = MASKED;
   }
   return tf.tensor2d(values, [rep * seq, total]);
+}
+
+/**
+ * A trainable variable that owns its data. tf.variable(t) shares t's buffer and leaves t
+ * alive, so the initial tensor is made and released inside one tidy scope.
+ */
+function newVariable(initial: () => tf.Tensor, name: string): tf.Variable {
+  return tf.tidy(() => tf.variable(initial(), true, uniqueVariableName(name)));
 }
 
 let variableCounter = 0;

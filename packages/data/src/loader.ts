@@ -59,6 +59,11 @@ export class BatchIterator {
     return { ...this.current };
   }
 
+  /** Tokens per sequence. */
+  get seqLen(): number {
+    return this.sequences.options.seqLen;
+  }
+
   private orderFor(epoch: number): Uint32Array {
     if (!this.order) {
       this.order = this.current.shuffle

@@ -1,0 +1,352 @@
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { sequentialBatches, type Batch, type BatchIterator, type SequenceSet } from '@deepen/data';
+import { saveCheckpoint, serializeSafetensors, trainingFlopsPerToken, type LlamaModel } from '@deepen/models';
+import { CHECKPOINTS_DIR, OPTIMIZER_FILE, TRAINER_STATE_FILE, checkpointName, pruneCheckpoints, type TrainerState } from './checkpoints.js';
+import { Emitter, type EvalEvent, type LayerDiagnostics, type StepEvent, type TrainerEvents } from './events.js';
+import { Adam } from './optimizer.js';
+import { lrAt, validateSchedule, type ScheduleKind } from './schedule.js';
+
+export interface TrainOptions {
+  /** Optimizer steps for the whole run (a resumed run continues up to this). */
+  steps: number;
+  /** Micro-batches per optimizer step (gradient accumulation). Default 1. */
+  accumulation?: number;
+  lr: number;
+  schedule?: ScheduleKind;
+  warmup?: number;
+  minLrRatio?: number;
+  /** 'adam' (default, as in the paper) or 'adamw'. */
+  optimizer?: 'adam' | 'adamw';
+  weightDecay?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  /** Global-norm gradient clipping; 0 (default, as in the paper) turns it off. */
+  gradClip?: number;
+  /** Evaluate every N steps (0: only at the end) on up to `evalTokens` validation tokens. */
+  evalEvery?: number;
+  evalTokens?: number;
+  evalBatchSize?: number;
+  /** Depth diagnostics every N steps (0: never). */
+  diagnosticsEvery?: number;
+  /** Where checkpoints go (`<outDir>/checkpoints/step-N`); null writes none. */
+  outDir?: string | null;
+  /** Save every N steps (0: only at the end); keep the newest `keepLast`. */
+  saveEvery?: number;
+  keepLast?: number;
+  /** Extra files for every checkpoint (e.g. tokenizer.json). */
+  files?: Record<string, string>;
+  /** Stored in each checkpoint's trainer_state.json (e.g. the CLI flags). */
+  runConfig?: Record<string, unknown>;
+}
+
+export interface TrainInputs {
+  model: LlamaModel;
+  train: BatchIterator;
+  validation?: SequenceSet | null;
+  /** To continue a run: the state and optimizer tensors from loadTrainingState. */
+  resume?: { state: TrainerState; optimizerTensors: Map<string, { shape: number[]; values: Float32Array }>; dir: string };
+}
+
+/** The run stopped because the loss or a gradient stopped being finite. */
+export class TrainingDivergedError extends Error {
+  constructor(
+    message: string,
+    readonly step: number,
+    readonly layer: number | null,
+  ) {
+    super(message);
+    this.name = 'TrainingDivergedError';
+  }
+}
+
+const layerOf = (name: string): number | null => {
+  const m = /^model\.layers\.(\d+)\./.exec(name);
+  return m ? Number(m[1]) : null;
+};
+
+/**
+ * The pretraining loop. Everything a consumer needs (progress, logs, reports, a service's
+ * job events) comes from its events; it never prints.
+ */
+export class Trainer extends Emitter<TrainerEvents> {
+  readonly optimizer: Adam;
+  readonly history: { steps: StepEvent[]; evals: EvalEvent[] } = { steps: [], evals: [] };
+  private step = 0;
+  private stopRequested = false;
+  private readonly flopsPerToken: number;
+  private readonly opts: Required<Omit<TrainOptions, 'outDir' | 'files' | 'runConfig'>> & Pick<TrainOptions, 'outDir' | 'files' | 'runConfig'>;
+  private readonly model: LlamaModel;
+  private readonly train: BatchIterator;
+  private readonly validation: SequenceSet | null;
+  private diagnosticBatch: Batch | null = null;
+
+  constructor(inputs: TrainInputs, options: TrainOptions) {
+    super();
+    this.opts = {
+      accumulation: 1,
+      schedule: 'cosine',
+      warmup: 0,
+      minLrRatio: 0.1,
+      optimizer: 'adam',
+      weightDecay: 0,
+      beta1: 0.9,
+      beta2: 0.999,
+      eps: 1e-8,
+      gradClip: 0,
+      evalEvery: 0,
+      evalTokens: 32_768,
+      evalBatchSize: 8,
+      diagnosticsEvery: 0,
+      saveEvery: 0,
+      keepLast: 3,
+      ...options,
+    };
+    validateSchedule({ kind: this.opts.schedule, lr: this.opts.lr, totalSteps: this.opts.steps, warmup: this.opts.warmup, minLrRatio: this.opts.minLrRatio });
+    if (!(Number.isInteger(this.opts.accumulation) && this.opts.accumulation >= 1)) throw new Error(`accumulation must be a positive integer, got ${this.opts.accumulation}`);
+    if (!(this.opts.gradClip >= 0)) throw new Error(`gradClip must be >= 0, got ${this.opts.gradClip}`);
+    this.model = inputs.model;
+    this.train = inputs.train;
+    this.validation = inputs.validation ?? null;
+    this.flopsPerToken = trainingFlopsPerToken(this.model.config, this.train.seqLen);
+    this.optimizer = new Adam(this.model.params, {
+      kind: this.opts.optimizer,
+      beta1: this.opts.beta1,
+      beta2: this.opts.beta2,
+      eps: this.opts.eps,
+      weightDecay: this.opts.weightDecay,
+    });
+    if (inputs.resume) {
+      const { state, optimizerTensors, dir } = inputs.resume;
+      if (state.step > this.opts.steps) throw new Error(`${dir}: checkpoint is at step ${state.step}, beyond the run's ${this.opts.steps} steps`);
+      this.optimizer.loadState(state.optimizer.step, optimizerTensors, dir);
+      this.step = state.step;
+      this.history.steps.push(...state.history.steps);
+      this.history.evals.push(...state.history.evals);
+    }
+  }
+
+  /** Optimizer steps completed. */
+  get currentStep(): number {
+    return this.step;
+  }
+
+  /** Asks the loop to stop after the current step, save a checkpoint and finish (Ctrl-C). */
+  requestStop(): void {
+    this.stopRequested = true;
+  }
+
+  private tensors(batch: Batch) {
+    const shape: [number, number] = [batch.batchSize, batch.seqLen];
+    return {
+      inputs: tf.tensor2d(batch.inputs, shape, 'int32'),
+      targets: tf.tensor2d(batch.targets, shape, 'int32'),
+      mask: tf.tensor2d(batch.mask, shape, 'float32'),
+    };
+  }
+
+  /**
+   * Gradients of the token-weighted mean loss over `accumulation` micro-batches: micro-batch
+   * i's mean loss is weighted by its share of counted tokens, so k micro-batches give exactly
+   * the gradient of one batch k times larger, masks and padding included.
+   */
+  private accumulate(): { loss: number; tokens: number; grads: Map<string, tf.Tensor>; batches: Batch[] } {
+    const batches = Array.from({ length: this.opts.accumulation }, () => this.train.next());
+    const counted = batches.map((b) => {
+      let n = 0;
+      for (let i = 0; i < b.mask.length; i++) if (b.mask[i]! > 0 && b.targets[i] !== -100) n++;
+      return n;
+    });
+    const total = counted.reduce((a, b) => a + b, 0);
+    const names = new Map([...this.model.params].map(([name, v]) => [v.name, name]));
+    const vars = [...this.model.params.values()];
+    const grads = new Map<string, tf.Tensor>();
+    let loss = 0;
+    batches.forEach((batch, i) => {
+      const weight = total > 0 ? (counted[i] as number) / total : 0;
+      const { value, grads: g } = tf.variableGrads(() =>
+        tf.tidy(() => {
+          const { inputs, targets, mask } = this.tensors(batch);
+          return tf.mul(this.model.loss(inputs, { targets, mask }), weight) as tf.Scalar;
+        }),
+        vars,
+      );
+      loss += value.dataSync()[0] as number;
+      value.dispose();
+      for (const [varName, grad] of Object.entries(g)) {
+        const name = names.get(varName) as string;
+        const previous = grads.get(name);
+        if (previous) {
+          grads.set(name, tf.add(previous, grad));
+          tf.dispose([previous, grad]);
+        } else grads.set(name, grad);
+      }
+    });
+    return { loss, tokens: total, grads, batches };
+  }
+
+  /** The first block whose output stops being finite on this batch (null if none does). */
+  private firstNonFiniteLayer(batch: Batch): number | null {
+    let layers: number[] = [];
+    const finite = tf.tidy(() => {
+      const { inputs } = this.tensors(batch);
+      const { hidden } = this.model.forward(inputs, { captureHidden: true });
+      layers = hidden!.layers;
+      return tf.stack(hidden!.outputs.map((o) => tf.all(tf.isFinite(o)))).dataSync();
+    });
+    const bad = Array.from(finite).findIndex((f) => !f);
+    return bad < 0 ? null : (layers[bad] as number);
+  }
+
+  /** Mean loss and perplexity on up to evalTokens validation tokens (same sequences every time). */
+  evaluate(): EvalEvent | null {
+    if (!this.validation || this.validation.count === 0) return null;
+    const maxSequences = Math.max(1, Math.ceil(this.opts.evalTokens / this.validation.options.seqLen));
+    let sum = 0;
+    let tokens = 0;
+    for (const batch of sequentialBatches(this.validation, this.opts.evalBatchSize, maxSequences)) {
+      let n = 0;
+      for (let i = 0; i < batch.mask.length; i++) if (batch.mask[i]! > 0 && batch.targets[i] !== -100) n++;
+      const mean = tf.tidy(() => {
+        const { inputs, targets, mask } = this.tensors(batch);
+        return this.model.loss(inputs, { targets, mask }).dataSync()[0] as number;
+      });
+      sum += mean * n;
+      tokens += n;
+    }
+    const loss = tokens > 0 ? sum / tokens : NaN;
+    return { step: this.step, loss, perplexity: Math.exp(loss), tokens };
+  }
+
+  private residualVariances(): number[] {
+    this.diagnosticBatch ??= this.validation && this.validation.count > 0 ? [...sequentialBatches(this.validation, 2, 2)][0]! : this.train.next();
+    return tf.tidy(() => {
+      const { inputs } = this.tensors(this.diagnosticBatch!);
+      const { hidden } = this.model.forward(inputs, { captureHidden: true });
+      return Array.from(tf.stack(hidden!.outputs.map((o) => tf.moments(o).variance)).dataSync());
+    });
+  }
+
+  private async writeCheckpoint(): Promise<string | null> {
+    if (!this.opts.outDir) return null;
+    const dir = join(this.opts.outDir, CHECKPOINTS_DIR, checkpointName(this.step));
+    const state: TrainerState = {
+      format: 1,
+      step: this.step,
+      loader: this.train.state(),
+      optimizer: { kind: this.opts.optimizer, step: this.optimizer.step },
+      run: this.opts.runConfig ?? {},
+      history: this.history,
+    };
+    const moments = [...this.optimizer.stateTensors()].map(([name, v]) => {
+      const values = v.dataSync() as Float32Array;
+      return { name, dtype: 'F32' as const, shape: v.shape, bytes: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+    });
+    await saveCheckpoint(this.model, dir, {
+      files: {
+        ...(this.opts.files ?? {}),
+        [TRAINER_STATE_FILE]: `${JSON.stringify(state, null, 2)}\n`,
+        [OPTIMIZER_FILE]: Buffer.concat(serializeSafetensors(moments, { format: 'pt' })),
+      },
+    });
+    pruneCheckpoints(this.opts.outDir, this.opts.keepLast);
+    this.emit('checkpoint', { step: this.step, dir });
+    return dir;
+  }
+
+  /** Trains until `steps` (or a stop request), then evaluates and saves. */
+  async run(): Promise<{ reason: 'completed' | 'interrupted'; step: number; eval: EvalEvent | null; checkpoint: string | null }> {
+    const started = performance.now();
+    let lastEval: EvalEvent | null = this.history.evals.at(-1) ?? null;
+    let lastCheckpoint: string | null = null;
+    const o = this.opts;
+    while (this.step < o.steps) {
+      if (this.stopRequested) {
+        lastCheckpoint = await this.writeCheckpoint();
+        this.emit('done', { reason: 'interrupted', step: this.step, eval: lastEval, checkpoint: lastCheckpoint });
+        return { reason: 'interrupted', step: this.step, eval: lastEval, checkpoint: lastCheckpoint };
+      }
+      const stepStart = performance.now();
+      const lr = lrAt(this.step, { kind: o.schedule, lr: o.lr, totalSteps: o.steps, warmup: o.warmup, minLrRatio: o.minLrRatio });
+      const { loss, tokens, grads, batches } = this.accumulate();
+      const names = [...grads.keys()];
+      const squares = Array.from(tf.tidy(() => tf.stack(names.map((n) => tf.sum(tf.square(grads.get(n)!)))).dataSync()));
+      const badParam = names.findIndex((_, i) => !Number.isFinite(squares[i]));
+      if (!Number.isFinite(loss) || badParam >= 0) {
+        tf.dispose([...grads.values()]);
+        const layer = this.firstNonFiniteLayer(batches[0]!) ?? (badParam >= 0 ? layerOf(names[badParam]!) : null);
+        const what = !Number.isFinite(loss) ? `loss is ${loss}` : `gradient of ${names[badParam]} is not finite`;
+        const where = layer === null ? '' : ` (layer ${layer} is the first whose output is not finite)`;
+        const message = `training diverged at step ${this.step + 1}: ${what}${where}; no update was applied${o.outDir ? ' and the last good checkpoint is kept' : ''}`;
+        this.emit('error', { step: this.step + 1, message, layer });
+        throw new TrainingDivergedError(message, this.step + 1, layer);
+      }
+      const gradNorm = Math.sqrt(squares.reduce((a, b) => a + b, 0));
+      const clipped = o.gradClip > 0 && gradNorm > o.gradClip;
+      if (clipped) {
+        const scale = o.gradClip / (gradNorm + 1e-6);
+        for (const n of names) {
+          const g = grads.get(n)!;
+          grads.set(n, tf.mul(g, scale));
+          g.dispose();
+        }
+      }
+      const diagnose = o.diagnosticsEvery > 0 && (this.step + 1) % o.diagnosticsEvery === 0;
+      const updates = this.optimizer.apply(grads, lr, diagnose);
+      tf.dispose([...grads.values()]);
+      this.step += 1;
+
+      const seconds = (performance.now() - stepStart) / 1000;
+      const event: StepEvent = {
+        step: this.step,
+        totalSteps: o.steps,
+        loss,
+        lr,
+        gradNorm,
+        clipped,
+        tokens,
+        tokensPerSecond: tokens / seconds,
+        flopsPerSecond: (tokens * this.flopsPerToken) / seconds,
+        elapsed: (performance.now() - started) / 1000,
+      };
+      this.history.steps.push(event);
+      this.emit('step', event);
+
+      if (diagnose && updates) {
+        const variances = this.residualVariances();
+        const layers: LayerDiagnostics[] = variances.map((outputVariance, layer) => {
+          let g = 0;
+          let u = 0;
+          let w = 0;
+          names.forEach((n, i) => {
+            if (layerOf(n) !== layer) return;
+            g += squares[i] as number;
+            u += updates.update.get(n)! ** 2;
+            w += updates.weight.get(n)! ** 2;
+          });
+          return { layer, outputVariance, gradNorm: Math.sqrt(g), updateRatio: w > 0 ? Math.sqrt(u / w) : 0 };
+        });
+        this.emit('diagnostics', { step: this.step, layers });
+      }
+      const last = this.step === o.steps;
+      if ((o.evalEvery > 0 && this.step % o.evalEvery === 0) || last) {
+        const result = this.evaluate();
+        if (result) {
+          lastEval = result;
+          this.history.evals.push(result);
+          this.emit('eval', result);
+        }
+      }
+      if ((o.saveEvery > 0 && this.step % o.saveEvery === 0) || last) lastCheckpoint = await this.writeCheckpoint();
+      // Let signal handlers and other callbacks run between steps.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    this.emit('done', { reason: 'completed', step: this.step, eval: lastEval, checkpoint: lastCheckpoint });
+    return { reason: 'completed', step: this.step, eval: lastEval, checkpoint: lastCheckpoint };
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}

@@ -16,6 +16,8 @@ export interface PresetShape {
  */
 export const PRESETS: Record<string, PresetShape> = {
   tiny: { num_hidden_layers: 3, hidden_size: 32, num_attention_heads: 4, intermediate_size: 64 },
+  /** Not from the paper: the `pretrain` default, small enough to train for a few minutes on two CPU cores. */
+  small: { num_hidden_layers: 4, hidden_size: 64, num_attention_heads: 4, intermediate_size: 176 },
   '9m': { num_hidden_layers: 4, hidden_size: 128, num_attention_heads: 4, intermediate_size: 352 },
   '20m': { num_hidden_layers: 4, hidden_size: 256, num_attention_heads: 4, intermediate_size: 688 },
   '35m': { num_hidden_layers: 6, hidden_size: 384, num_attention_heads: 8, intermediate_size: 1024 },

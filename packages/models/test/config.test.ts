@@ -54,7 +54,7 @@ describe('presets', () => {
     expect(PRESETS['9m']).toMatchObject({ num_hidden_layers: 4, hidden_size: 128, num_attention_heads: 4, intermediate_size: 352 });
     expect(PRESETS['130m']).toMatchObject({ num_hidden_layers: 12, hidden_size: 768, num_attention_heads: 12, intermediate_size: 2048 });
     expect(PRESETS['1b']).toMatchObject({ num_hidden_layers: 24, hidden_size: 2048, num_attention_heads: 32, intermediate_size: 5461 });
-    expect(() => presetConfig('7x')).toThrow(/unknown preset '7x'; known presets: tiny, 9m/);
+    expect(() => presetConfig('7x')).toThrow(/unknown preset '7x'; known presets: tiny, small, 9m/);
   });
 
   it('counts parameters (hand-checked for 9m and 130m)', () => {

@@ -1,0 +1,173 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { sequentialBatches, Tokenizer } from '@deepen/data';
+import { forwardFlopsPerToken, generate, LlamaModel, loadCheckpoint, presetConfig, PRESETS, trainingFlopsPerToken } from '@deepen/models';
+import { helpText, parseFlags, UsageError, type FlagSpec } from '../flags.js';
+import { checkNorm, ENGINE_FLAGS, evalCorpus, schemeNames, sequencesFor, startEngine, tokenized } from '../setup.js';
+
+function checkpointTokenizer(dir: string): Tokenizer {
+  const path = join(dir, 'tokenizer.json');
+  if (!existsSync(path)) throw new UsageError(`${dir} has no tokenizer.json; pass --tokenizer PATH`);
+  return Tokenizer.fromFile(path);
+}
+
+function openModel(dir: string | undefined, command: string): LlamaModel {
+  if (!dir) throw new UsageError(`${command} needs a checkpoint folder, e.g. pretrain ${command} runs/<run>/checkpoints/step-0000100`);
+  try {
+    return loadCheckpoint(dir);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+const INFO_FLAGS: Record<string, FlagSpec> = {
+  preset: { type: 'string', value: 'NAME', default: 'small', description: `model shape without a checkpoint: ${Object.keys(PRESETS).join(', ')}` },
+  norm: { type: 'string', value: 'SCHEME', default: 'lns', description: 'normalization scheme' },
+  'vocab-size': { type: 'int', min: 1, default: 32000, description: 'vocabulary size without a checkpoint' },
+  'seq-len': { type: 'int', min: 1, default: 256, description: 'sequence length for the FLOP count' },
+  json: { type: 'bool', description: 'print JSON' },
+  ...ENGINE_FLAGS,
+};
+
+export async function infoCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags('info', argv, INFO_FLAGS, 1);
+  if (values.help) {
+    process.stdout.write(helpText('pretrain info [CHECKPOINT] [options]', 'Show a model: config, parameter count, FLOPs per token, and the engine that would run it.', INFO_FLAGS));
+    return 0;
+  }
+  const lines: string[] = [];
+  const engine = await startEngine(values, (l) => lines.push(l));
+  let model: LlamaModel;
+  if (positionals[0]) model = openModel(positionals[0], 'info');
+  else {
+    if (!PRESETS[String(values.preset)]) throw new UsageError(`--preset must be one of ${Object.keys(PRESETS).join(', ')}, got '${values.preset}'`);
+    checkNorm(String(values.norm), PRESETS[String(values.preset)]!.num_hidden_layers);
+    model = LlamaModel.create(presetConfig(String(values.preset), { vocab_size: Number(values['vocab-size']), deepen: { norm_scheme: String(values.norm) } }));
+  }
+  const seqLen = Number(values['seq-len']);
+  const count = model.parameterCount();
+  const info = {
+    config: model.config,
+    scheme: model.scheme.name,
+    stockRuntimeCompatible: model.scheme.foldable,
+    parameters: count,
+    trainingFlopsPerToken: trainingFlopsPerToken(model.config, seqLen),
+    forwardFlopsPerToken: forwardFlopsPerToken(model.config, seqLen),
+    seqLen,
+    engine,
+  };
+  model.dispose();
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
+    return 0;
+  }
+  const c = model.config;
+  process.stdout.write(
+    [
+      `model       ${c.num_hidden_layers} layers, hidden ${c.hidden_size}, ${c.num_attention_heads} heads (${c.num_key_value_heads} kv), MLP ${c.intermediate_size}, vocab ${c.vocab_size}`,
+      `scheme      ${info.scheme}${info.stockRuntimeCompatible ? ' (exportable as a plain LLaMA)' : ' (only deepen reproduces it)'}`,
+      `parameters  ${count.total.toLocaleString('en-US')} (${count.nonEmbedding.toLocaleString('en-US')} non-embedding)`,
+      `FLOPs/token ${(info.trainingFlopsPerToken / 1e6).toFixed(1)}M training, ${(info.forwardFlopsPerToken / 1e6).toFixed(1)}M forward at ${seqLen} tokens`,
+      ...lines,
+    ].join('\n') + '\n',
+  );
+  return 0;
+}
+
+const EVAL_FLAGS: Record<string, FlagSpec> = {
+  data: { type: 'string', value: 'NAME|PATHS', default: 'sotu', description: "sotu (the built-in validation split), moby-dick, or .txt/.jsonl files or folders" },
+  tokenizer: { type: 'string', value: 'PATH', description: "tokenizer.json (default: the checkpoint's)" },
+  'seq-len': { type: 'int', min: 8, default: 128, description: 'tokens per sequence' },
+  'max-tokens': { type: 'int', min: 1, default: 65_536, description: 'evaluate at most this many tokens' },
+  'batch-size': { type: 'int', min: 1, default: 8, description: 'sequences per batch' },
+  json: { type: 'bool', description: 'print JSON' },
+  ...ENGINE_FLAGS,
+};
+
+export async function evalCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags('eval', argv, EVAL_FLAGS, 1);
+  if (values.help) {
+    process.stdout.write(helpText('pretrain eval CHECKPOINT [options]', 'Perplexity of a checkpoint on a corpus (non-overlapping windows).', EVAL_FLAGS));
+    return 0;
+  }
+  const quietLog = values.json ? () => {} : (l: string) => process.stdout.write(`${l}\n`);
+  await startEngine(values, quietLog);
+  const model = openModel(positionals[0], 'eval');
+  try {
+    const tokenizer = values.tokenizer !== undefined ? Tokenizer.fromFile(String(values.tokenizer)) : checkpointTokenizer(positionals[0]!);
+    const corpus = evalCorpus(String(values.data));
+    const tokens = await tokenized(corpus, tokenizer, quietLog);
+    const set = sequencesFor(tokens.validation, tokenizer, Number(values['seq-len']), 'packed');
+    let sum = 0;
+    let count = 0;
+    for (const batch of sequentialBatches(set, Number(values['batch-size']), Math.ceil(Number(values['max-tokens']) / Number(values['seq-len'])))) {
+      const mean = tf.tidy(() => {
+        const shape: [number, number] = [batch.batchSize, batch.seqLen];
+        return model.loss(tf.tensor2d(batch.inputs, shape, 'int32'), { targets: tf.tensor2d(batch.targets, shape, 'int32') }).dataSync()[0] as number;
+      });
+      sum += mean * batch.inputs.length;
+      count += batch.inputs.length;
+    }
+    if (count === 0) throw new UsageError(`--data ${values.data}: not enough text for one sequence of ${values['seq-len']} tokens`);
+    const loss = sum / count;
+    const result = { corpus: corpus.name, tokens: count, loss, perplexity: Math.exp(loss) };
+    process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : `${corpus.name}: perplexity ${result.perplexity.toFixed(2)} (loss ${loss.toFixed(4)}) on ${count.toLocaleString('en-US')} tokens\n`);
+    return 0;
+  } finally {
+    model.dispose();
+  }
+}
+
+const GENERATE_FLAGS: Record<string, FlagSpec> = {
+  prompt: { type: 'string', value: 'TEXT', default: 'The state of the Union', description: 'text to continue' },
+  'max-tokens': { type: 'int', min: 1, default: 60, description: 'new tokens at most' },
+  temperature: { type: 'float', min: 0, default: 0.8, description: '0 decodes greedily' },
+  'top-k': { type: 'int', min: 0, default: 40, description: 'sample among the k most likely tokens (0: all)' },
+  'top-p': { type: 'float', min: 0, exclusiveMin: true, max: 1, default: 0.95, description: 'nucleus sampling mass' },
+  seed: { type: 'int', min: 0, default: 0, description: 'sampling seed' },
+  tokenizer: { type: 'string', value: 'PATH', description: "tokenizer.json (default: the checkpoint's)" },
+  ...ENGINE_FLAGS,
+};
+
+export async function generateCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags('generate', argv, GENERATE_FLAGS, 1);
+  if (values.help) {
+    process.stdout.write(helpText('pretrain generate CHECKPOINT [options]', 'Continue a prompt with a checkpoint.', GENERATE_FLAGS));
+    return 0;
+  }
+  await startEngine(values, () => {});
+  const model = openModel(positionals[0], 'generate');
+  try {
+    const tokenizer = values.tokenizer !== undefined ? Tokenizer.fromFile(String(values.tokenizer)) : checkpointTokenizer(positionals[0]!);
+    const prompt = tokenizer.encode(String(values.prompt));
+    if (prompt.length === 0) throw new UsageError('--prompt is empty');
+    const room = model.config.max_position_embeddings - prompt.length;
+    if (room < 1) throw new UsageError(`--prompt is ${prompt.length} tokens, the model's context is ${model.config.max_position_embeddings}`);
+    process.stdout.write(String(values.prompt));
+    const produced: number[] = [];
+    let printed = '';
+    generate(model, prompt, {
+      maxNewTokens: Math.min(Number(values['max-tokens']), room),
+      temperature: Number(values.temperature),
+      topK: Number(values['top-k']),
+      topP: Number(values['top-p']),
+      seed: Number(values.seed),
+      onToken: (token) => {
+        // Print as text arrives; decode the whole continuation so multi-byte characters stay intact.
+        produced.push(token);
+        const text = tokenizer.decode(produced, { skipSpecialTokens: true });
+        if (!text.endsWith('\uFFFD')) {
+          process.stdout.write(text.slice(printed.length));
+          printed = text;
+        }
+      },
+    });
+    process.stdout.write('\n');
+    return 0;
+  } finally {
+    model.dispose();
+  }
+}
+
+export { schemeNames };

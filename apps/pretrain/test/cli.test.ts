@@ -1,0 +1,171 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
+// An absolute URL, since the child runs in a temporary folder where 'tsx' does not resolve.
+const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+const root = mkdtempSync(join(tmpdir(), 'deepen-cli-'));
+const env = { ...process.env, DEEPEN_CACHE: join(root, 'cache'), DEEPEN_BACKEND: '' };
+const data = join(root, 'data.jsonl');
+
+/** Runs the real CLI in its own process (through tsx, so no build is needed). */
+function run(args: string[], cwd = root) {
+  const r = spawnSync(process.execPath, ['--import', tsx, cli, ...args], { cwd, env, encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A tiny, fast, deterministic run on the cpu engine. */
+const TINY = ['--data', data, '--preset', 'tiny', '--vocab-size', '300', '--seq-len', '16', '--batch-size', '2', '--eval-tokens', '64', '--backend', 'cpu', '--warmup', '1'];
+
+const events = (stdout: string) => stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown> & { event: string });
+
+beforeAll(() => {
+  const lines = Array.from({ length: 80 }, (_, i) => JSON.stringify({ text: `Speech number ${i}: the people of the union ask for peace, trade and ${i % 7} new roads across the states.` }));
+  writeFileSync(data, `${lines.join('\n')}\n`);
+});
+
+describe('pretrain flag errors name the flag and exit 2', () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['train', '--stepz', '3'], /unknown flag --stepz/],
+    [['train', '--steps', 'abc'], /--steps must be a number, got 'abc'/],
+    [['train', '--steps', '1.5'], /--steps must be an integer, got '1.5'/],
+    [['train', '--lr', '0'], /--lr must be greater than 0, got 0/],
+    [['train', '--schedule', 'step'], /--schedule must be one of cosine, linear, constant, wsd, got 'step'/],
+    [['train', '--norm', 'lnss'], /--norm: unknown normalization scheme 'lnss'; known: pre, post/],
+    [['train', '--preset', '7b'], /--preset must be one of tiny, small, 9m/],
+    [['train', '--quiet', '--json'], /--quiet and --json cannot be combined/],
+    [['train', '--batch-size', '4', '--total-batch-size', '6'], /--total-batch-size \(6\) must be a multiple of --batch-size \(4\)/],
+    [['train', '--steps'], /--steps needs a value/],
+    [['train', '--backend', 'tpu'], /--backend: unknown engine 'tpu'/],
+    [['train', 'extra'], /unexpected argument 'extra'/],
+    [['compare', '--norms', 'pre,pre'], /--norms lists a scheme twice/],
+    [['eval'], /eval needs a checkpoint folder/],
+    [['frobnicate'], /unknown command 'frobnicate'/],
+  ];
+  for (const [args, message] of cases) {
+    it(args.join(' '), () => {
+      const r = run(args);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+    });
+  }
+
+  it('prints help for every command', () => {
+    for (const command of ['train', 'compare', 'eval', 'generate', 'info']) {
+      const r = run([command, '--help']);
+      expect(r.code, command).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`Usage:\\n  pretrain ${command}`));
+    }
+    expect(run(['train', '--help']).stdout).toMatch(/--total-batch-size N/);
+  });
+});
+
+describe('pretrain train', () => {
+  it('trains end to end: events, metrics.jsonl, run.json and a loadable checkpoint', () => {
+    const out = join(root, 'run-a');
+    const r = run(['train', ...TINY, '--steps', '4', '--eval-every', '2', '--save-every', '2', '--diagnostics-every', '2', '--out', out, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const ev = events(r.stdout);
+    expect(ev.filter((e) => e.event === 'step').map((e) => e.step)).toEqual([1, 2, 3, 4]);
+    expect(ev.filter((e) => e.event === 'eval').map((e) => e.step)).toEqual([2, 4]);
+    expect(ev.filter((e) => e.event === 'diagnostics')[0]!.layers).toHaveLength(3);
+    const summary = ev.at(-1)!;
+    expect(summary).toMatchObject({ event: 'summary', reason: 'completed', step: 4 });
+    expect(summary.validationPerplexity).toBeCloseTo(Math.exp(summary.validationLoss as number), 6);
+    expect(readdirSync(join(out, 'checkpoints'))).toEqual(['step-0000002', 'step-0000004']);
+    expect(readdirSync(join(out, 'checkpoints', 'step-0000004')).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'optimizer.safetensors', 'tokenizer.json', 'trainer_state.json']);
+    const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(metrics.filter((m) => m.event === 'step')).toHaveLength(4);
+    expect(JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')).flags).toMatchObject({ preset: 'tiny', norm: 'lns', steps: 4 });
+
+    const again = run(['train', ...TINY, '--steps', '4', '--out', out]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/already holds files; pass --resume/);
+  });
+
+  it('resumes to the same loss curve as an uninterrupted run, and refuses changed settings', () => {
+    const full = run(['train', ...TINY, '--steps', '5', '--out', join(root, 'full'), '--json']);
+    expect(full.code, full.stderr).toBe(0);
+    const part = run(['train', ...TINY, '--steps', '3', '--out', join(root, 'part'), '--json']);
+    expect(part.code, part.stderr).toBe(0);
+    const refused = run(['train', '--resume', join(root, 'part'), '--lr', '1e-2']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/--lr cannot change when resuming/);
+    const resumed = run(['train', '--resume', join(root, 'part'), '--steps', '5', '--json']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const losses = (stdout: string) => events(stdout).filter((e) => e.event === 'step').map((e) => e.loss);
+    // The 3-step run's schedule differs (cosine over 3 steps), so compare against a run that
+    // was always meant to be 5 steps: resume that one instead.
+    const full5 = run(['train', ...TINY, '--steps', '5', '--save-every', '2', '--out', join(root, 'full5'), '--json']);
+    const resumed5 = run(['train', '--resume', join(root, 'full5', 'checkpoints', 'step-0000002'), '--json']);
+    expect(resumed5.code, resumed5.stderr).toBe(0);
+    expect(losses(resumed5.stdout)).toEqual(losses(full5.stdout).slice(2));
+    expect(losses(full.stdout)).toEqual(losses(full5.stdout));
+    const metrics = readFileSync(join(root, 'full5', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(metrics.filter((m) => m.event === 'step').map((m) => m.step)).toEqual([1, 2, 3, 4, 5]);
+    expect(losses(resumed.stdout)).toHaveLength(2);
+  });
+
+  it('saves a checkpoint and exits 130 on SIGINT', async () => {
+    const out = join(root, 'interrupted');
+    const child = spawn(process.execPath, ['--import', tsx, cli, 'train', ...TINY, '--steps', '100000', '--out', out, '--json'], { cwd: root, env });
+    let stdout = '';
+    let sent = false;
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (!sent && stdout.includes('"event":"step"')) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(130);
+    const done = events(stdout).find((e) => e.event === 'done');
+    expect(done).toMatchObject({ reason: 'interrupted' });
+    expect(existsSync(join(done!.checkpoint as string, 'trainer_state.json'))).toBe(true);
+    const resumed = run(['train', '--resume', out, '--steps', String((done!.step as number) + 1), '--json']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+  });
+});
+
+describe('pretrain eval, generate, info and compare', () => {
+  it('work on a trained checkpoint', () => {
+    const out = join(root, 'for-eval');
+    expect(run(['train', ...TINY, '--steps', '2', '--out', out, '--quiet']).code).toBe(0);
+    const ckpt = join(out, 'checkpoints', 'step-0000002');
+    const ev = run(['eval', ckpt, '--data', data, '--seq-len', '16', '--max-tokens', '256', '--json', '--backend', 'cpu']);
+    expect(ev.code, ev.stderr).toBe(0);
+    const result = JSON.parse(ev.stdout);
+    expect(result.tokens).toBe(256);
+    expect(result.perplexity).toBeCloseTo(Math.exp(result.loss), 6);
+    const gen = run(['generate', ckpt, '--prompt', 'Speech number', '--max-tokens', '8', '--backend', 'cpu']);
+    expect(gen.code, gen.stderr).toBe(0);
+    expect(gen.stdout.startsWith('Speech number')).toBe(true);
+    const info = run(['info', ckpt, '--json', '--backend', 'cpu']);
+    expect(JSON.parse(info.stdout)).toMatchObject({ scheme: 'lns', config: { num_hidden_layers: 3, vocab_size: 300 } });
+    const missing = run(['eval', join(root, 'nope'), '--backend', 'cpu']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/checkpoint folder not found/);
+  });
+
+  it('compare writes a report with a table, charts and raw JSON', () => {
+    const out = join(root, 'compare');
+    mkdirSync(out);
+    const r = run(['compare', '--norms', 'pre,lns', ...TINY, '--steps', '3', '--diagnostics-every', '3', '--out', out, '--quiet']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^pre\s+\d+\.\d+\s+\d+\.\d+$/m);
+    expect(r.stdout).toMatch(/^lns\s+\d+\.\d+\s+\d+\.\d+$/m);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(report.results.map((x: { norm: string }) => x.norm)).toEqual(['pre', 'lns']);
+    expect(report.runs[1].diagnostics[0].layers).toHaveLength(3);
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    expect(html.match(/<svg /g)).toHaveLength(3);
+    expect(html).toMatch(/<td>lns<\/td><td>\d+\.\d+<\/td>/);
+    for (const f of ['loss.svg', 'eval.svg', 'variance.svg']) expect(readFileSync(join(out, f), 'utf8')).toMatch(/^<svg xmlns/);
+  });
+});

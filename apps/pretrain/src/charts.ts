@@ -34,11 +34,13 @@ export function lineChart(title: string, xLabel: string, yLabel: string, series:
   const px = (x: number) => m.left + ((x - x0) / (x1 - x0 || 1)) * (width - m.left - m.right);
   const py = (y: number) => height - m.bottom - ((transform(y) - y0) / (y1 - y0)) * (height - m.top - m.bottom);
   const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
     `<text x="${width / 2 - m.right / 2 + m.left / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${escape(title)}</text>`,
   ];
-  for (const t of ticks(x0, x1)) {
+  // Steps and layer numbers are integers: no ticks between them.
+  const integerX = xs.every(Number.isInteger);
+  for (const t of ticks(x0, x1).filter((t) => !integerX || Number.isInteger(t))) {
     parts.push(`<line x1="${px(t)}" x2="${px(t)}" y1="${m.top}" y2="${height - m.bottom}" stroke="#eee"/>`, `<text x="${px(t)}" y="${height - m.bottom + 16}" text-anchor="middle">${label(t)}</text>`);
   }
   for (const t of ticks(y0, y1)) {

@@ -167,5 +167,10 @@ describe('pretrain eval, generate, info and compare', () => {
     expect(html.match(/<svg /g)).toHaveLength(3);
     expect(html).toMatch(/<td>lns<\/td><td>\d+\.\d+<\/td>/);
     for (const f of ['loss.svg', 'eval.svg', 'variance.svg']) expect(readFileSync(join(out, f), 'utf8')).toMatch(/^<svg xmlns/);
+    for (const f of ['loss.png', 'eval.png', 'variance.png']) {
+      const png = readFileSync(join(out, f));
+      expect(png.subarray(1, 4).toString()).toBe('PNG');
+      expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([1280, 720]); // IHDR: the 640x360 chart at 2x
+    }
   });
 });

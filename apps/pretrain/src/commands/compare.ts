@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '@deepen/backend';
 import { lineChart } from '../charts.js';
+import { svgToPng } from '../png.js';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../flags.js';
 import { checkNorm, schemeNames } from '../setup.js';
 import { RUN_FLAGS, runTraining, type RunResult } from './train.js';
@@ -79,9 +80,12 @@ ${evalChart}
 ${varianceChart}
 </body></html>
 `;
-  writeFileSync(join(outDir, 'loss.svg'), lossChart);
-  writeFileSync(join(outDir, 'eval.svg'), evalChart);
-  writeFileSync(join(outDir, 'variance.svg'), varianceChart);
+  for (const [name, svg] of [['loss', lossChart], ['eval', evalChart], ['variance', varianceChart]] as const) {
+    writeFileSync(join(outDir, `${name}.svg`), svg);
+    const rendered = svgToPng(svg);
+    if ('png' in rendered) writeFileSync(join(outDir, `${name}.png`), rendered.png);
+    else log(`${name}.png not written: ${rendered.error}`);
+  }
   writeFileAtomic(join(outDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
   writeFileAtomic(join(outDir, 'report.html'), html);
 

@@ -1,5 +1,6 @@
 export { Trainer, TrainingDivergedError } from './trainer.js';
 export type { TrainOptions, TrainInputs } from './trainer.js';
+export { evaluateLoss, countedTokens, batchTensors } from './evaluate.js';
 export { Adam } from './optimizer.js';
 export type { AdamOptions, UpdateNorms } from './optimizer.js';
 export { lrAt, validateSchedule } from './schedule.js';

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { sequentialBatches, type Batch, type BatchIterator, type SequenceSet } from '@deepen/data';
+import { batchTensors, countedTokens, evaluateLoss } from './evaluate.js';
 import { saveCheckpoint, serializeSafetensors, trainingFlopsPerToken, type LlamaModel } from '@deepen/models';
 import { CHECKPOINTS_DIR, OPTIMIZER_FILE, TRAINER_STATE_FILE, checkpointName, pruneCheckpoints, type TrainerState } from './checkpoints.js';
 import { Emitter, type EvalEvent, type LayerDiagnostics, type StepEvent, type TrainerEvents } from './events.js';
@@ -137,15 +138,6 @@ export class Trainer extends Emitter<TrainerEvents> {
     this.stopRequested = true;
   }
 
-  private tensors(batch: Batch) {
-    const shape: [number, number] = [batch.batchSize, batch.seqLen];
-    return {
-      inputs: tf.tensor2d(batch.inputs, shape, 'int32'),
-      targets: tf.tensor2d(batch.targets, shape, 'int32'),
-      mask: tf.tensor2d(batch.mask, shape, 'float32'),
-    };
-  }
-
   /**
    * Gradients of the token-weighted mean loss over `accumulation` micro-batches: micro-batch
    * i's mean loss is weighted by its share of counted tokens, so k micro-batches give exactly
@@ -153,11 +145,7 @@ export class Trainer extends Emitter<TrainerEvents> {
    */
   private accumulate(): { loss: number; tokens: number; grads: Map<string, tf.Tensor>; batches: Batch[] } {
     const batches = Array.from({ length: this.opts.accumulation }, () => this.train.next());
-    const counted = batches.map((b) => {
-      let n = 0;
-      for (let i = 0; i < b.mask.length; i++) if (b.mask[i]! > 0 && b.targets[i] !== -100) n++;
-      return n;
-    });
+    const counted = batches.map((b) => countedTokens(b));
     const total = counted.reduce((a, b) => a + b, 0);
     const names = new Map([...this.model.params].map(([name, v]) => [v.name, name]));
     const vars = [...this.model.params.values()];
@@ -167,7 +155,7 @@ export class Trainer extends Emitter<TrainerEvents> {
       const weight = total > 0 ? (counted[i] as number) / total : 0;
       const { value, grads: g } = tf.variableGrads(() =>
         tf.tidy(() => {
-          const { inputs, targets, mask } = this.tensors(batch);
+          const { inputs, targets, mask } = batchTensors(batch);
           return tf.mul(this.model.loss(inputs, { targets, mask }), weight) as tf.Scalar;
         }),
         vars,
@@ -190,7 +178,7 @@ export class Trainer extends Emitter<TrainerEvents> {
   private firstNonFiniteLayer(batch: Batch): number | null {
     let layers: number[] = [];
     const finite = tf.tidy(() => {
-      const { inputs } = this.tensors(batch);
+      const { inputs } = batchTensors(batch);
       const { hidden } = this.model.forward(inputs, { captureHidden: true });
       layers = hidden!.layers;
       return tf.stack(hidden!.outputs.map((o) => tf.all(tf.isFinite(o)))).dataSync();
@@ -202,27 +190,13 @@ export class Trainer extends Emitter<TrainerEvents> {
   /** Mean loss and perplexity on up to evalTokens validation tokens (same sequences every time). */
   evaluate(): EvalEvent | null {
     if (!this.validation || this.validation.count === 0) return null;
-    const maxSequences = Math.max(1, Math.ceil(this.opts.evalTokens / this.validation.options.seqLen));
-    let sum = 0;
-    let tokens = 0;
-    for (const batch of sequentialBatches(this.validation, this.opts.evalBatchSize, maxSequences)) {
-      let n = 0;
-      for (let i = 0; i < batch.mask.length; i++) if (batch.mask[i]! > 0 && batch.targets[i] !== -100) n++;
-      const mean = tf.tidy(() => {
-        const { inputs, targets, mask } = this.tensors(batch);
-        return this.model.loss(inputs, { targets, mask }).dataSync()[0] as number;
-      });
-      sum += mean * n;
-      tokens += n;
-    }
-    const loss = tokens > 0 ? sum / tokens : NaN;
-    return { step: this.step, loss, perplexity: Math.exp(loss), tokens };
+    return { step: this.step, ...evaluateLoss(this.model, this.validation, { maxTokens: this.opts.evalTokens, batchSize: this.opts.evalBatchSize }) };
   }
 
   private residualVariances(): number[] {
     this.diagnosticBatch ??= this.validation && this.validation.count > 0 ? [...sequentialBatches(this.validation, 2, 2)][0]! : this.train.next();
     return tf.tidy(() => {
-      const { inputs } = this.tensors(this.diagnosticBatch!);
+      const { inputs } = batchTensors(this.diagnosticBatch!);
       const { hidden } = this.model.forward(inputs, { captureHidden: true });
       return Array.from(tf.stack(hidden!.outputs.map((o) => tf.moments(o).variance)).dataSync());
     });

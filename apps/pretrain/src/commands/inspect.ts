@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { sequentialBatches, Tokenizer } from '@deepen/data';
+import { Tokenizer } from '@deepen/data';
+import { evaluateLoss } from '@deepen/trainer';
 import { forwardFlopsPerToken, generate, LlamaModel, loadCheckpoint, presetConfig, PRESETS, trainingFlopsPerToken } from '@deepen/models';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../flags.js';
 import { checkNorm, ENGINE_FLAGS, evalCorpus, schemeNames, sequencesFor, startEngine, tokenized } from '../setup.js';
@@ -99,18 +99,8 @@ export async function evalCommand(argv: string[]): Promise<number> {
     const corpus = evalCorpus(String(values.data));
     const tokens = await tokenized(corpus, tokenizer, quietLog);
     const set = sequencesFor(tokens.validation, tokenizer, Number(values['seq-len']), 'packed');
-    let sum = 0;
-    let count = 0;
-    for (const batch of sequentialBatches(set, Number(values['batch-size']), Math.ceil(Number(values['max-tokens']) / Number(values['seq-len'])))) {
-      const mean = tf.tidy(() => {
-        const shape: [number, number] = [batch.batchSize, batch.seqLen];
-        return model.loss(tf.tensor2d(batch.inputs, shape, 'int32'), { targets: tf.tensor2d(batch.targets, shape, 'int32') }).dataSync()[0] as number;
-      });
-      sum += mean * batch.inputs.length;
-      count += batch.inputs.length;
-    }
-    if (count === 0) throw new UsageError(`--data ${values.data}: not enough text for one sequence of ${values['seq-len']} tokens`);
-    const loss = sum / count;
+    if (set.count === 0) throw new UsageError(`--data ${values.data}: not enough text for one sequence of ${values['seq-len']} tokens`);
+    const { loss, tokens: count } = evaluateLoss(model, set, { maxTokens: Number(values['max-tokens']), batchSize: Number(values['batch-size']) });
     const result = { corpus: corpus.name, tokens: count, loss, perplexity: Math.exp(loss) };
     process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : `${corpus.name}: perplexity ${result.perplexity.toFixed(2)} (loss ${loss.toFixed(4)}) on ${count.toLocaleString('en-US')} tokens\n`);
     return 0;

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { CorpusError } from '@deepen/data';
+import { analyzeCommand } from './commands/analyze.js';
 import { compareCommand } from './commands/compare.js';
 import { evalCommand, generateCommand, infoCommand } from './commands/inspect.js';
+import { pruneCommand } from './commands/prune.js';
 import { trainCommand } from './commands/train.js';
 import { UsageError } from './flags.js';
 
@@ -10,6 +12,8 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; summa
   compare: { run: compareCommand, summary: 'train the same model under several normalization schemes and report' },
   eval: { run: evalCommand, summary: 'perplexity of a checkpoint on a corpus' },
   generate: { run: generateCommand, summary: 'continue a prompt with a checkpoint' },
+  analyze: { run: analyzeCommand, summary: 'measure how much each layer contributes, for one or more checkpoints' },
+  prune: { run: pruneCommand, summary: 'remove layers (by index, Block Influence or angular distance) and optionally heal' },
   info: { run: infoCommand, summary: 'config, parameter count, FLOPs per token and engine' },
 };
 

@@ -153,6 +153,38 @@ describe('pretrain eval, generate, info and compare', () => {
     expect(missing.stderr).toMatch(/checkpoint folder not found/);
   });
 
+  it('analyze reports two checkpoints side by side; prune removes and heals', () => {
+    const runs = ['pre', 'lns'].map((norm) => {
+      const out = join(root, `analyze-${norm}`);
+      expect(run(['train', ...TINY, '--norm', norm, '--steps', '2', '--out', out, '--quiet']).code).toBe(0);
+      return out;
+    });
+    const report = join(root, 'analysis');
+    const a = run(['analyze', ...runs, '--data', data, '--max-tokens', '200', '--window', '16', '--cloze-items', '5', '--backend', 'cpu', '--out', report]);
+    expect(a.code, a.stderr).toBe(0);
+    expect(a.stdout).toMatch(/^analyze-pre\s+pre\s+\d+\.\d+/m);
+    expect(a.stdout).toMatch(/^analyze-lns\s+lns\s+\d+\.\d+/m);
+    const json = JSON.parse(readFileSync(join(report, 'report.json'), 'utf8'));
+    expect(json.entries.map((e: { name: string }) => e.name)).toEqual(['analyze-pre', 'analyze-lns']);
+    expect(json.entries[0].result.removal).toHaveLength(3);
+    for (const f of ['variance', 'block-influence', 'removal-perplexity', 'angular-analyze-pre', 'angular-analyze-lns']) {
+      expect(existsSync(join(report, `${f}.png`)), f).toBe(true);
+    }
+    const pruned = join(root, 'pruned');
+    const p = run(['prune', runs[1]!, '--plan', 'layers:1', '--heal-steps', '2', '--heal-data', data, '--data', data, '--max-tokens', '200', '--window', '16', '--cloze-items', '0', '--backend', 'cpu', '--out', pruned]);
+    expect(p.code, p.stderr).toBe(0);
+    expect(p.stdout).toMatch(/^original\s+3\s+\d/m);
+    expect(p.stdout).toMatch(/^healed\s+2\s+\d/m);
+    const config = JSON.parse(readFileSync(join(pruned, 'config.json'), 'utf8'));
+    expect(config.num_hidden_layers).toBe(2);
+    expect(config.deepen).toMatchObject({ norm_scheme: 'lns', layer_depths: [1, 3], pruned: { removed_layers: [1], depths: 'keep' } });
+    expect(JSON.parse(readFileSync(join(pruned, 'prune_report.json'), 'utf8')).healSteps).toBe(2);
+    const bad = run(['prune', runs[1]!, '--plan', 'layers:7', '--out', join(root, 'bad-prune'), '--data', data, '--max-tokens', '200', '--window', '16', '--cloze-items', '0', '--backend', 'cpu']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--plan layers:7: layer 7 is outside 0..2/);
+    expect(run(['prune', runs[1]!, '--plan', 'chop:1', '--out', join(root, 'bad2')]).stderr).toMatch(/--plan must be layers:I,J \| bi:K \| angular:N/);
+  });
+
   it('compare writes a report with a table, charts and raw JSON', () => {
     const out = join(root, 'compare');
     mkdirSync(out);

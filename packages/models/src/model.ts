@@ -246,10 +246,11 @@ export class LlamaModel {
   }
 
   /**
-   * Mean cross-entropy over the positions that count (target not `ignoreIndex`, mask 1).
-   * Computed as logsumexp(logits) - logit[target], which never materialises the softmax.
+   * Cross-entropy of every position, [batch, seq], computed as logsumexp(logits) - logit[target]
+   * (never materialising the softmax); 0 where the target is `ignoreIndex`. Targets default
+   * to the inputs shifted left (next-token prediction), the last position ignored.
    */
-  loss(inputIds: tf.Tensor2D, options: LossOptions = {}): tf.Scalar {
+  tokenLosses(inputIds: tf.Tensor2D, options: Omit<LossOptions, 'mask'> = {}): tf.Tensor2D {
     const ignore = options.ignoreIndex ?? -100;
     const V = this.config.vocab_size;
     return tf.tidy(() => {
@@ -263,17 +264,27 @@ export class LlamaModel {
       }
       const n = batch * seq;
       const flatTargets = tf.reshape(targets, [n]);
-      let weights = tf.cast(tf.notEqual(flatTargets, ignore), 'float32');
-      if (options.mask) weights = tf.mul(weights, tf.reshape(tf.cast(options.mask, 'float32'), [n]));
-      const safeTargets = tf.where(tf.notEqual(flatTargets, ignore), flatTargets, tf.zerosLike(flatTargets));
+      const counts = tf.notEqual(flatTargets, ignore);
+      const safeTargets = tf.where(counts, flatTargets, tf.zerosLike(flatTargets));
       const logits2d = tf.reshape(logits, [n, V]);
-      const logSumExp = tf.logSumExp(logits2d, 1);
       // The target logit of row r sits at r * V + target in the flattened logits.
       const flatIndex = tf.add(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(V, 'int32')), tf.cast(safeTargets, 'int32'));
-      const targetLogit = tf.gather(tf.reshape(logits2d, [n * V]), flatIndex);
-      const nll = tf.sub(logSumExp, targetLogit);
-      const total = tf.sum(tf.mul(nll, weights));
-      return tf.div(total, tf.maximum(tf.sum(weights), 1)) as tf.Scalar;
+      const nll = tf.sub(tf.logSumExp(logits2d, 1), tf.gather(tf.reshape(logits2d, [n * V]), flatIndex));
+      return tf.reshape(tf.mul(nll, tf.cast(counts, 'float32')), [batch, seq]) as tf.Tensor2D;
+    });
+  }
+
+  /** Mean cross-entropy over the positions that count (target not `ignoreIndex`, mask 1). */
+  loss(inputIds: tf.Tensor2D, options: LossOptions = {}): tf.Scalar {
+    const ignore = options.ignoreIndex ?? -100;
+    return tf.tidy(() => {
+      const { mask, ...rest } = options;
+      const losses = this.tokenLosses(inputIds, rest);
+      const [batch, seq] = inputIds.shape;
+      const targets = options.targets ?? tf.concat([tf.slice(inputIds, [0, 1], [batch, seq - 1]), tf.fill([batch, 1], ignore, 'int32')], 1);
+      let weights = tf.cast(tf.notEqual(targets, ignore), 'float32');
+      if (mask) weights = tf.mul(weights, tf.cast(mask, 'float32'));
+      return tf.div(tf.sum(tf.mul(losses, weights)), tf.maximum(tf.sum(weights), 1)) as tf.Scalar;
     });
   }
 

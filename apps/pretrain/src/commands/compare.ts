@@ -1,8 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '@deepen/backend';
-import { lineChart } from '../charts.js';
-import { svgToPng } from '../png.js';
+import { lineChart, svgToPng } from '@deepen/evaluator';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../flags.js';
 import { checkNorm, schemeNames } from '../setup.js';
 import { RUN_FLAGS, runTraining, type RunResult } from './train.js';

@@ -63,3 +63,53 @@ export function lineChart(title: string, xLabel: string, yLabel: string, series:
   parts.push('</svg>');
   return parts.join('\n');
 }
+
+/**
+ * A heat map of `values[row][col]` (NaN cells left blank), e.g. the angular distance between
+ * layer l and l + n: rows are l, columns n.
+ */
+export function heatmap(title: string, rowLabel: string, colLabel: string, values: number[][], options: { cell?: number; min?: number; max?: number } = {}): string {
+  const rows = values.length;
+  const cols = Math.max(1, ...values.map((r) => r.length));
+  const cell = options.cell ?? Math.max(14, Math.min(40, Math.floor(420 / Math.max(rows, cols))));
+  const m = { left: 64, right: 90, top: 40, bottom: 48 };
+  const width = m.left + cols * cell + m.right;
+  const height = m.top + rows * cell + m.bottom;
+  const finite = values.flat().filter(Number.isFinite);
+  const lo = options.min ?? (finite.length ? Math.min(...finite) : 0);
+  const hi = options.max ?? (finite.length ? Math.max(...finite) : 1);
+  // Viridis-like ramp from dark blue (low) to yellow (high).
+  const stops = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+  const color = (v: number) => {
+    const t = hi > lo ? Math.min(1, Math.max(0, (v - lo) / (hi - lo))) : 0.5;
+    const x = t * (stops.length - 1);
+    const i = Math.min(stops.length - 2, Math.floor(x));
+    const f = x - i;
+    const c = stops[i]!.map((a, k) => Math.round(a + (stops[i + 1]![k]! - a) * f));
+    return `rgb(${c.join(',')})`;
+  };
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="11">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${escape(title)}</text>`,
+  ];
+  values.forEach((row, r) =>
+    row.forEach((v, c) => {
+      if (!Number.isFinite(v)) return;
+      parts.push(`<rect x="${m.left + c * cell}" y="${m.top + r * cell}" width="${cell}" height="${cell}" fill="${color(v)}"><title>${escape(`${rowLabel} ${r}, ${colLabel} ${c + 1}: ${v.toFixed(4)}`)}</title></rect>`);
+    }),
+  );
+  for (let r = 0; r < rows; r++) parts.push(`<text x="${m.left - 6}" y="${m.top + r * cell + cell / 2 + 4}" text-anchor="end">${r}</text>`);
+  for (let c = 0; c < cols; c++) parts.push(`<text x="${m.left + c * cell + cell / 2}" y="${m.top + rows * cell + 14}" text-anchor="middle">${c + 1}</text>`);
+  parts.push(
+    `<text x="${m.left + (cols * cell) / 2}" y="${height - 10}" text-anchor="middle">${escape(colLabel)}</text>`,
+    `<text transform="translate(16 ${m.top + (rows * cell) / 2}) rotate(-90)" text-anchor="middle">${escape(rowLabel)}</text>`,
+  );
+  const barX = m.left + cols * cell + 20;
+  const barH = rows * cell;
+  for (let i = 0; i < 20; i++) {
+    parts.push(`<rect x="${barX}" y="${m.top + (barH * i) / 20}" width="14" height="${barH / 20 + 0.5}" fill="${color(hi - ((hi - lo) * i) / 19)}"/>`);
+  }
+  parts.push(`<text x="${barX + 18}" y="${m.top + 8}">${label(hi)}</text>`, `<text x="${barX + 18}" y="${m.top + barH}">${label(lo)}</text>`, '</svg>');
+  return parts.join('\n');
+}

@@ -1,0 +1,13 @@
+export { slidingWindowPerplexity } from './perplexity.js';
+export type { PerplexityOptions, PerplexityResult } from './perplexity.js';
+export { scoreContinuations, evaluateMultipleChoice, loadMultipleChoice, buildClozeTask, evaluateCloze } from './tasks.js';
+export type { MultipleChoiceItem, MultipleChoiceResult, ContinuationScore, ClozeItem, ClozeResult } from './tasks.js';
+export { depthDiagnostics } from './depth.js';
+export type { DepthDiagnostics, LayerDepthStats } from './depth.js';
+export { analyzeModel } from './analyze.js';
+export type { AnalyzeOptions, AnalysisResult, LayerRemoval } from './analyze.js';
+export { writeAnalysisReport } from './report.js';
+export type { ReportEntry } from './report.js';
+export { lineChart, heatmap } from './charts.js';
+export type { Series } from './charts.js';
+export { svgToPng } from './png.js';

@@ -44,7 +44,7 @@ describe('pretrain flag errors name the flag and exit 2', () => {
     [['train', '--backend', 'tpu'], /--backend: unknown engine 'tpu'/],
     [['train', 'extra'], /unexpected argument 'extra'/],
     [['compare', '--norms', 'pre,pre'], /--norms lists a scheme twice/],
-    [['eval'], /eval needs a checkpoint folder/],
+    [['eval'], /eval needs a checkpoint or run folder/],
     [['frobnicate'], /unknown command 'frobnicate'/],
   ];
   for (const [args, message] of cases) {
@@ -150,7 +150,9 @@ describe('pretrain eval, generate, info and compare', () => {
     expect(JSON.parse(info.stdout)).toMatchObject({ scheme: 'lns', config: { num_hidden_layers: 3, vocab_size: 300 } });
     const missing = run(['eval', join(root, 'nope'), '--backend', 'cpu']);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toMatch(/checkpoint folder not found/);
+    expect(missing.stderr).toMatch(/nope: not a checkpoint \(no config\.json\) nor a run folder with checkpoints\//);
+    const viaRun = run(['eval', out, '--data', data, '--seq-len', '16', '--max-tokens', '256', '--json', '--backend', 'cpu']);
+    expect(JSON.parse(viaRun.stdout).loss).toBe(result.loss); // a run folder means its newest checkpoint
   });
 
   it('analyze reports two checkpoints side by side; prune removes and heals', () => {

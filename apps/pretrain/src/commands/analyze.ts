@@ -18,11 +18,16 @@ export function checkpointDir(path: string): string {
   }
 }
 
-export function openCheckpoint(dir: string): { model: LlamaModel; tokenizer: Tokenizer } {
+/** A checkpoint's model and its tokenizer.json (unless `tokenizer: false`); problems become usage errors. */
+export function openCheckpoint(dir: string): { model: LlamaModel; tokenizer: Tokenizer };
+export function openCheckpoint(dir: string, options: { tokenizer: false }): { model: LlamaModel };
+export function openCheckpoint(dir: string, options: { tokenizer?: boolean } = {}): { model: LlamaModel; tokenizer?: Tokenizer } {
   const tokenizerPath = join(dir, 'tokenizer.json');
-  if (!existsSync(tokenizerPath)) throw new UsageError(`${dir} has no tokenizer.json`);
+  const wantTokenizer = options.tokenizer !== false;
+  if (wantTokenizer && !existsSync(tokenizerPath)) throw new UsageError(`${dir} has no tokenizer.json; pass --tokenizer PATH`);
   try {
-    return { model: loadCheckpoint(dir), tokenizer: Tokenizer.fromFile(tokenizerPath) };
+    const tokenizer = wantTokenizer ? Tokenizer.fromFile(tokenizerPath) : undefined;
+    return { model: loadCheckpoint(dir), ...(tokenizer ? { tokenizer } : {}) };
   } catch (error) {
     throw new UsageError((error as Error).message);
   }

@@ -1,24 +1,17 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { Tokenizer } from '@deepen/data';
 import { evaluateLoss } from '@deepen/trainer';
-import { forwardFlopsPerToken, generate, LlamaModel, loadCheckpoint, presetConfig, PRESETS, trainingFlopsPerToken } from '@deepen/models';
+import { forwardFlopsPerToken, generate, LlamaModel, presetConfig, PRESETS, trainingFlopsPerToken } from '@deepen/models';
+import { checkpointDir, openCheckpoint } from './analyze.js';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../flags.js';
 import { checkNorm, ENGINE_FLAGS, evalCorpus, schemeNames, sequencesFor, startEngine, tokenized } from '../setup.js';
 
-function checkpointTokenizer(dir: string): Tokenizer {
-  const path = join(dir, 'tokenizer.json');
-  if (!existsSync(path)) throw new UsageError(`${dir} has no tokenizer.json; pass --tokenizer PATH`);
-  return Tokenizer.fromFile(path);
-}
-
-function openModel(dir: string | undefined, command: string): LlamaModel {
-  if (!dir) throw new UsageError(`${command} needs a checkpoint folder, e.g. pretrain ${command} runs/<run>/checkpoints/step-0000100`);
-  try {
-    return loadCheckpoint(dir);
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+/** Model and tokenizer of a checkpoint or run folder; --tokenizer replaces the checkpoint's. */
+function open(path: string | undefined, command: string, tokenizerFlag: unknown): { model: LlamaModel; tokenizer: Tokenizer } {
+  if (!path) throw new UsageError(`${command} needs a checkpoint or run folder, e.g. pretrain ${command} runs/<run>`);
+  const dir = checkpointDir(path);
+  if (tokenizerFlag === undefined) return openCheckpoint(dir);
+  const { model } = openCheckpoint(dir, { tokenizer: false });
+  return { model, tokenizer: Tokenizer.fromFile(String(tokenizerFlag)) };
 }
 
 const INFO_FLAGS: Record<string, FlagSpec> = {
@@ -39,7 +32,7 @@ export async function infoCommand(argv: string[]): Promise<number> {
   const lines: string[] = [];
   const engine = await startEngine(values, (l) => lines.push(l));
   let model: LlamaModel;
-  if (positionals[0]) model = openModel(positionals[0], 'info');
+  if (positionals[0]) model = open(positionals[0], 'info', undefined).model;
   else {
     if (!PRESETS[String(values.preset)]) throw new UsageError(`--preset must be one of ${Object.keys(PRESETS).join(', ')}, got '${values.preset}'`);
     checkNorm(String(values.norm), PRESETS[String(values.preset)]!.num_hidden_layers);
@@ -93,9 +86,8 @@ export async function evalCommand(argv: string[]): Promise<number> {
   }
   const quietLog = values.json ? () => {} : (l: string) => process.stdout.write(`${l}\n`);
   await startEngine(values, quietLog);
-  const model = openModel(positionals[0], 'eval');
+  const { model, tokenizer } = open(positionals[0], 'eval', values.tokenizer);
   try {
-    const tokenizer = values.tokenizer !== undefined ? Tokenizer.fromFile(String(values.tokenizer)) : checkpointTokenizer(positionals[0]!);
     const corpus = evalCorpus(String(values.data));
     const tokens = await tokenized(corpus, tokenizer, quietLog);
     const set = sequencesFor(tokens.validation, tokenizer, Number(values['seq-len']), 'packed');
@@ -127,9 +119,8 @@ export async function generateCommand(argv: string[]): Promise<number> {
     return 0;
   }
   await startEngine(values, () => {});
-  const model = openModel(positionals[0], 'generate');
+  const { model, tokenizer } = open(positionals[0], 'generate', values.tokenizer);
   try {
-    const tokenizer = values.tokenizer !== undefined ? Tokenizer.fromFile(String(values.tokenizer)) : checkpointTokenizer(positionals[0]!);
     const prompt = tokenizer.encode(String(values.prompt));
     if (prompt.length === 0) throw new UsageError('--prompt is empty');
     const room = model.config.max_position_embeddings - prompt.length;

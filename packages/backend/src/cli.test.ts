@@ -18,7 +18,7 @@ describe('deepen-backend CLI', () => {
   it('prints the engine report', () => {
     const { code, stdout } = run(['info']);
     expect(code).toBe(0);
-    expect(stdout).toMatch(/^engine {5}(node-gpu|node|wasm|cpu) /m);
+    expect(stdout).toMatch(/^engine {5}(node-gpu|node|native|wasm|cpu) /m);
     expect(stdout).toMatch(/^device {5}/m);
     expect(stdout).toMatch(/^threads {4}\d+/m);
   });

@@ -1,8 +1,9 @@
 import { availableParallelism, cpus } from 'node:os';
 import { execFileSync } from 'node:child_process';
+import type { NativeRegistration } from './native/backend.js';
 
 /** The engines deepen can run on, most preferred first. */
-export const ENGINE_ORDER = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
+export const ENGINE_ORDER = ['node-gpu', 'node', 'native', 'wasm', 'cpu'] as const;
 
 export type EngineName = (typeof ENGINE_ORDER)[number];
 
@@ -94,6 +95,24 @@ export const ENGINE_SPECS: Record<EngineName, EngineSpec> = {
       notes: ['libtensorflow (native, multi-threaded)'],
     }),
   },
+  native: {
+    name: 'native',
+    packageName: '@deepen/backend (native addon)',
+    tfBackend: 'deepen-native',
+    optional: true,
+    describe: (module) => {
+      const { binding, nativeKernels } = module as NativeRegistration;
+      const blas = binding.blasInfo();
+      return {
+        version: blas.config.split(' ').slice(0, 2).join(' '),
+        device: cpuDevice(),
+        threads: blas.threads,
+        // OpenBLAS picks its kernels for the CPU at run time (e.g. Haswell = AVX2, SkylakeX = AVX-512).
+        simd: true,
+        notes: [`C++ kernels, matrix products through ${blas.config.split(' ').slice(0, 2).join(' ')} (${blas.core} kernels)`, `${nativeKernels.length} native kernels, the rest from the cpu engine`],
+      };
+    },
+  },
   wasm: {
     name: 'wasm',
     packageName: '@tensorflow/tfjs-backend-wasm',
@@ -135,6 +154,8 @@ export const ENGINE_SPECS: Record<EngineName, EngineSpec> = {
 export const DEFAULT_LOADERS: Record<EngineName, EngineLoader> = {
   'node-gpu': () => importByName(ENGINE_SPECS['node-gpu'].packageName),
   node: () => importByName(ENGINE_SPECS.node.packageName),
+  // Registers the backend when the addon built at install time loads; otherwise throws why not.
+  native: () => import('./native/backend.js').then((m) => m.registerNativeBackend()),
   wasm: () => import('@tensorflow/tfjs-backend-wasm'),
   // The pure-JS cpu backend ships inside @tensorflow/tfjs and is always registered.
   cpu: () => import('@tensorflow/tfjs'),

@@ -4,7 +4,7 @@ export { ENGINE_ORDER, ENGINE_SPECS, parseEngineRequest } from './engines.js';
 export type { EngineName, EngineRequest, EngineFacts, EngineLoader, EngineSpec } from './engines.js';
 export { formatBackendReport } from './report.js';
 export type { BackendReport, RejectedEngine } from './report.js';
-export { explainLoadFailure } from './load-errors.js';
+export { explainLoadFailure, EngineUnavailableError } from './load-errors.js';
 export { prepareEngine, scatterAddSegments, originalKernel } from './kernels/index.js';
 export type { PreparedKernels } from './kernels/index.js';
 export { Rng, randomNormal, randomUniform } from './random.js';
@@ -22,3 +22,8 @@ export {
   f16ToFloat32,
 } from './float-bits.js';
 export { writeFileAtomic, writeDirAtomic } from './atomic-fs.js';
+export { profileKernels, formatKernelProfile } from './profile.js';
+export type { KernelProfile, KernelTime } from './profile.js';
+export { NATIVE_BACKEND } from './native/backend.js';
+export { FUSED_KERNELS, hasFused, fusedCrossEntropy, fusedRmsNorm, fusedSwiGlu, fusedRope, fusedAttention, fusedAdam } from './fused/index.js';
+export type { FusedOp, AdamStep } from './fused/index.js';

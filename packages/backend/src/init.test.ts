@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ENGINE_ORDER, type EngineLoader } from './engines.js';
 import { BackendUnavailableError, initBackend } from './init.js';
+import { EngineUnavailableError } from './load-errors.js';
 import { formatBackendReport } from './report.js';
 
 /** Errors exactly as the real native packages throw them when something is missing. */
@@ -10,6 +11,10 @@ const notInstalled = (name: string): EngineLoader => async () => {
 };
 const cudaMissing: EngineLoader = async () => {
   throw new Error('libcudart.so.11.0: cannot open shared object file: No such file or directory');
+};
+/** What the native engine's loader throws when its install step could not build the addon. */
+const nativeNotBuilt: EngineLoader = async () => {
+  throw new EngineUnavailableError('not built at install: OpenBLAS development files not found (Debian: apt-get install libopenblas-dev)');
 };
 
 /**
@@ -36,14 +41,16 @@ describe('initBackend: automatic selection', () => {
   it('takes the engines in order and says why each preferred one was rejected', async () => {
     const report = await initBackend({
       env: {},
-      loaders: { 'node-gpu': cudaMissing, node: notInstalled('@tensorflow/tfjs-node') },
+      loaders: { 'node-gpu': cudaMissing, node: notInstalled('@tensorflow/tfjs-node'), native: nativeNotBuilt },
     });
     expect(report.engine).toBe('wasm');
     expect(tf.getBackend()).toBe('wasm');
     expect(report.requestedBy).toBe('default');
-    expect(report.rejected.map((r) => r.engine)).toEqual(['node-gpu', 'node']);
+    expect(report.rejected.map((r) => r.engine)).toEqual(['node-gpu', 'node', 'native']);
     expect(report.rejected[0]?.reason).toMatch(/CUDA libraries missing: libcudart\.so\.11\.0/);
     expect(report.rejected[1]?.reason).toBe('not installed: the npm package @tensorflow/tfjs-node is missing');
+    // The native loader's own words pass through unchanged: they already say what to install.
+    expect(report.rejected[2]?.reason).toBe('not built at install: OpenBLAS development files not found (Debian: apt-get install libopenblas-dev)');
     expect(report.simd).toBe(true);
     expect(report.threads).toBe(1);
     expect(report.kernels.replaced).toContain('UnsortedSegmentSum');
@@ -59,12 +66,17 @@ describe('initBackend: automatic selection', () => {
     const chosenAt = ENGINE_ORDER.indexOf(report.engine);
     expect(report.rejected.map((r) => r.engine)).toEqual(ENGINE_ORDER.slice(0, chosenAt));
     for (const r of report.rejected) {
-      expect(r.reason).toMatch(/^(not installed|native addon missing|CUDA libraries missing|libtensorflow|native library|backend 'tensorflow' failed|libtensorflow loaded but found no CUDA GPU)/);
+      expect(r.reason).toMatch(
+        /^(not installed|native addon missing|CUDA libraries missing|libtensorflow|native library|backend 'tensorflow' failed|libtensorflow loaded but found no CUDA GPU|not built at install|the native addon)/,
+      );
     }
   });
 
   it('rejects a GPU engine that would silently run on the CPU', async () => {
-    const report = await initBackend({ env: {}, loaders: { 'node-gpu': registersTensorflowBackend({ gpu: false }), node: notInstalled('@tensorflow/tfjs-node') } });
+    const report = await initBackend({
+      env: {},
+      loaders: { 'node-gpu': registersTensorflowBackend({ gpu: false }), node: notInstalled('@tensorflow/tfjs-node'), native: nativeNotBuilt },
+    });
     expect(report.engine).toBe('wasm');
     expect(report.rejected[0]?.reason).toMatch(/found no CUDA GPU.*silently run on the CPU/);
     expect(tf.findBackendFactory('tensorflow')).toBeNull();
@@ -83,7 +95,7 @@ describe('initBackend: automatic selection', () => {
   it('passes on the cause when a loaded engine fails to initialise', async () => {
     const report = await initBackend({
       env: {},
-      loaders: { 'node-gpu': cudaMissing, node: registersTensorflowBackend({ factoryError: 'TF_SessionRun failed: out of memory' }) },
+      loaders: { 'node-gpu': cudaMissing, node: registersTensorflowBackend({ factoryError: 'TF_SessionRun failed: out of memory' }), native: nativeNotBuilt },
     });
     expect(report.engine).toBe('wasm');
     expect(report.rejected[1]?.reason).toMatch(/^backend 'tensorflow' failed to initialise: .*TF_SessionRun failed: out of memory/);
@@ -113,7 +125,7 @@ describe('initBackend: explicit requests', () => {
   });
 
   it('names the known engines when the name is unknown', async () => {
-    await expect(initBackend({ engine: 'tpu' })).rejects.toThrow("engine option: unknown engine 'tpu'; known engines: auto, node-gpu, node, wasm, cpu");
+    await expect(initBackend({ engine: 'tpu' })).rejects.toThrow("engine option: unknown engine 'tpu'; known engines: auto, node-gpu, node, native, wasm, cpu");
     await expect(initBackend({ env: { DEEPEN_BACKEND: 'gpu' } })).rejects.toThrow(/^DEEPEN_BACKEND: unknown engine 'gpu'/);
   });
 

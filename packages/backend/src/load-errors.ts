@@ -4,6 +4,7 @@
  * libtensorflow addon its install step downloads, or the CUDA libraries it links against.
  */
 export function explainLoadFailure(packageName: string, error: unknown): string {
+  if (error instanceof EngineUnavailableError) return error.message;
   const message = error instanceof Error ? error.message : String(error);
   const code = (error as { code?: string } | null)?.code;
   const firstLine = message.split('\n')[0]?.trim() ?? '';
@@ -25,4 +26,12 @@ export function explainLoadFailure(packageName: string, error: unknown): string 
     return `native library cannot be loaded: ${firstLine}`;
   }
   return `failed to load: ${firstLine || 'unknown error'}`;
+}
+
+/** An engine's loader already knows, in words a user can act on, why the engine cannot start. */
+export class EngineUnavailableError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'EngineUnavailableError';
+  }
 }

@@ -3,6 +3,7 @@ import type { EngineName } from '../engines.js';
 import type { CpuBackend } from './backend-types.js';
 import { registerSegmentSum } from './segment-sum.js';
 import { bridgeMissingWasmKernels } from './wasm-bridge.js';
+import { registerNativeBackend } from '../native/backend.js';
 
 export { scatterAddSegments, originalKernel } from './segment-sum.js';
 
@@ -30,5 +31,6 @@ export function prepareEngine(engine: EngineName): PreparedKernels {
     return { replaced: ['UnsortedSegmentSum'], bridged: [...bridgedSoFar].sort() };
   }
   if (engine === 'cpu') return { replaced: ['UnsortedSegmentSum'], bridged: [] };
+  if (engine === 'native') return { replaced: registerNativeBackend().nativeKernels, bridged: [] };
   return { replaced: [], bridged: [] };
 }

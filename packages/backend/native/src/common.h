@@ -1,0 +1,129 @@
+// Shared helpers for deepen's native kernels: argument access with bounds checks, so a
+// caller's mistake is a JavaScript exception instead of a write past the end of a buffer.
+#pragma once
+
+#include <napi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace deepen {
+
+// Throws a JavaScript TypeError / RangeError and makes the caller return.
+#define DEEPEN_THROW(env, kind, message)                              \
+  do {                                                                \
+    Napi::kind::New((env), (message)).ThrowAsJavaScriptException();   \
+    return (env).Undefined();                                         \
+  } while (0)
+
+#define DEEPEN_CHECK(env, condition, message) \
+  do {                                        \
+    if (!(condition)) DEEPEN_THROW(env, RangeError, message); \
+  } while (0)
+
+// A typed array argument seen as a pointer and an element count.
+template <typename T>
+struct Span {
+  T* data = nullptr;
+  size_t length = 0;
+  bool ok = false;
+};
+
+template <typename T>
+constexpr napi_typedarray_type typed_array_kind();
+template <>
+constexpr napi_typedarray_type typed_array_kind<float>() { return napi_float32_array; }
+template <>
+constexpr napi_typedarray_type typed_array_kind<int32_t>() { return napi_int32_array; }
+template <>
+constexpr napi_typedarray_type typed_array_kind<uint8_t>() { return napi_uint8_array; }
+
+template <typename T>
+Span<T> span_of(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  Span<T> out;
+  Napi::Env env = info.Env();
+  napi_typedarray_type kind;
+  size_t length = 0;
+  void* data = nullptr;
+  if (index >= info.Length() || !info[index].IsTypedArray() ||
+      napi_get_typedarray_info(env, info[index], &kind, &length, &data, nullptr, nullptr) != napi_ok) {
+    Napi::TypeError::New(env, std::string("argument '") + name + "' must be a typed array").ThrowAsJavaScriptException();
+    return out;
+  }
+  if (kind != typed_array_kind<T>()) {
+    Napi::TypeError::New(env, std::string("argument '") + name + "' has the wrong element type").ThrowAsJavaScriptException();
+    return out;
+  }
+  // napi_get_typedarray_info's pointer already includes the view's byte offset: zero-copy.
+  out.data = static_cast<T*>(data);
+  out.length = length;
+  out.ok = true;
+  return out;
+}
+
+// Any typed array as bytes: for kernels that only move elements (transpose, slice, gather),
+// which work the same for float32 and int32 (4 bytes) or bool (1 byte).
+struct RawSpan {
+  uint8_t* data = nullptr;
+  size_t length = 0;
+  size_t element = 0;
+  bool ok = false;
+};
+
+inline RawSpan raw_span_of(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  RawSpan out;
+  Napi::Env env = info.Env();
+  napi_typedarray_type kind;
+  size_t length = 0;
+  void* data = nullptr;
+  if (index >= info.Length() || !info[index].IsTypedArray() ||
+      napi_get_typedarray_info(env, info[index], &kind, &length, &data, nullptr, nullptr) != napi_ok) {
+    Napi::TypeError::New(env, std::string("argument '") + name + "' must be a typed array").ThrowAsJavaScriptException();
+    return out;
+  }
+  switch (kind) {
+    case napi_float32_array:
+    case napi_int32_array:
+    case napi_uint32_array: out.element = 4; break;
+    case napi_uint8_array:
+    case napi_int8_array: out.element = 1; break;
+    default:
+      Napi::TypeError::New(env, std::string("argument '") + name + "' has an unsupported element type").ThrowAsJavaScriptException();
+      return out;
+  }
+  out.data = static_cast<uint8_t*>(data);
+  out.length = length;
+  out.ok = true;
+  return out;
+}
+
+#define DEEPEN_RAW(name, index)                                  \
+  ::deepen::RawSpan name = ::deepen::raw_span_of(info, (index), #name); \
+  if (!name.ok) return info.Env().Undefined()
+
+inline int64_t int_arg(const Napi::CallbackInfo& info, size_t index) {
+  return info[index].As<Napi::Number>().Int64Value();
+}
+
+inline double number_arg(const Napi::CallbackInfo& info, size_t index) {
+  return info[index].As<Napi::Number>().DoubleValue();
+}
+
+inline bool bool_arg(const Napi::CallbackInfo& info, size_t index) {
+  return info[index].As<Napi::Boolean>().Value();
+}
+
+// Registration hooks, one per source file.
+void register_matmul(Napi::Env env, Napi::Object exports);
+void register_elementwise(Napi::Env env, Napi::Object exports);
+void register_reductions(Napi::Env env, Napi::Object exports);
+void register_fused(Napi::Env env, Napi::Object exports);
+void register_layout(Napi::Env env, Napi::Object exports);
+
+}  // namespace deepen
+
+// Declares `name` as a Span<T> of argument `index`, returning if it is not one.
+#define DEEPEN_SPAN(T, name, index)                          \
+  ::deepen::Span<T> name = ::deepen::span_of<T>(info, (index), #name); \
+  if (!name.ok) return info.Env().Undefined()

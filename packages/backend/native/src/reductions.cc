@@ -1,0 +1,40 @@
+// Reductions and softmax. The JavaScript side brings the reduced axes together (transposing
+// only when they are not already adjacent) so that every reduction here is over the middle
+// axis of [outer, reduce, inner].
+#include "common.h"
+#include "dispatch.h"
+
+namespace deepen {
+namespace {
+
+// reduce(op, x, y, outer, reduce, inner)
+Napi::Value Reduce(const Napi::CallbackInfo& info) {
+  const int op = int(int_arg(info, 0));
+  DEEPEN_SPAN(float, x, 1);
+  DEEPEN_SPAN(float, y, 2);
+  const int64_t outer = int_arg(info, 3), n = int_arg(info, 4), inner = int_arg(info, 5);
+  DEEPEN_CHECK(info.Env(), outer >= 0 && n >= 0 && inner >= 0, "reduce: negative size");
+  DEEPEN_CHECK(info.Env(), x.length == size_t(outer * n * inner) && y.length == size_t(outer * inner), "reduce: sizes do not match");
+  isa().reduce(op, x.data, y.data, size_t(outer), size_t(n), size_t(inner));
+  return info.Env().Undefined();
+}
+
+// softmax(x, y, rows, cols, log)
+Napi::Value Softmax(const Napi::CallbackInfo& info) {
+  DEEPEN_SPAN(float, x, 0);
+  DEEPEN_SPAN(float, y, 1);
+  const int64_t rows = int_arg(info, 2), cols = int_arg(info, 3);
+  const bool log = bool_arg(info, 4);
+  DEEPEN_CHECK(info.Env(), rows >= 0 && cols >= 0 && x.length == size_t(rows * cols) && y.length == x.length, "softmax: sizes do not match");
+  isa().softmax_rows(x.data, y.data, size_t(rows), size_t(cols), log);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void register_reductions(Napi::Env env, Napi::Object exports) {
+  exports.Set("reduce", Napi::Function::New(env, Reduce, "reduce"));
+  exports.Set("softmax", Napi::Function::New(env, Softmax, "softmax"));
+}
+
+}  // namespace deepen

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '@deepen/backend';
+import { fusedAttention, fusedCrossEntropy, fusedSwiGlu, hasFused, Rng } from '@deepen/backend';
 import { rmsNorm, type BlockPlan, type InitSpec, type NormScheme, type ParamRole } from '@deepen/norms';
 import { headDim, layerDepth, schemeOf, type LlamaConfig } from './config.js';
 import type { KVCache } from './kv-cache.js';
@@ -212,7 +212,8 @@ export class LlamaModel {
       let x = tf.reshape(tf.gather(this.param(EMBED), tf.reshape(idTensor, [-1])), [batch, seq, H]) as tf.Tensor3D;
       const cos = tf.slice(this.rope.cos, [offset, 0], [seq, -1]);
       const sin = tf.slice(this.rope.sin, [offset, 0], [seq, -1]);
-      const mask = causalMask(seq, offset, this.config.num_attention_heads / this.config.num_key_value_heads);
+      // The fused attention kernel applies the causal mask itself.
+      const mask = hasFused('attention') ? null : causalMask(seq, offset, this.config.num_attention_heads / this.config.num_key_value_heads);
       const captured: { layers: number[]; inputs: tf.Tensor3D[]; outputs: tf.Tensor3D[] } = { layers: [], inputs: [], outputs: [] };
       for (let i = 0; i < this.config.num_hidden_layers; i++) {
         if (skip.has(i)) continue;
@@ -264,6 +265,10 @@ export class LlamaModel {
       }
       const n = batch * seq;
       const flatTargets = tf.reshape(targets, [n]);
+      if (hasFused('crossEntropy')) {
+        const losses = fusedCrossEntropy(tf.reshape(logits, [n, V]) as tf.Tensor2D, tf.cast(flatTargets, 'int32') as tf.Tensor1D, ignore);
+        return tf.reshape(losses, [batch, seq]) as tf.Tensor2D;
+      }
       const counts = tf.notEqual(flatTargets, ignore);
       const safeTargets = tf.where(counts, flatTargets, tf.zerosLike(flatTargets));
       const logits2d = tf.reshape(logits, [n, V]);
@@ -288,7 +293,7 @@ export class LlamaModel {
     });
   }
 
-  private block(i: number, x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, mask: tf.Tensor, cache?: KVCache): tf.Tensor3D {
+  private block(i: number, x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, mask: tf.Tensor | null, cache?: KVCache): tf.Tensor3D {
     const plan = this.plans[i] as BlockPlan;
     const p = (suffix: string) => this.param(layerPrefix(i) + suffix);
     const eps = this.config.rms_norm_eps;
@@ -319,7 +324,7 @@ export class LlamaModel {
     return y as tf.Tensor3D;
   }
 
-  private attention(i: number, x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, mask: tf.Tensor, cache?: KVCache): tf.Tensor3D {
+  private attention(i: number, x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, mask: tf.Tensor | null, cache?: KVCache): tf.Tensor3D {
     const [B, T, H] = x.shape;
     const nH = this.config.num_attention_heads;
     const nKV = this.config.num_key_value_heads;
@@ -338,13 +343,20 @@ export class LlamaModel {
       }
       cache.set(i, k, v);
     }
-    // Grouped-query attention: query head h = j*rep + r uses kv head j (HF repeat_kv). Instead
-    // of copying each kv head rep times, fold the rep query heads of a group into the rows:
-    // q [B, nKV, rep*T, hd] against k [B, nKV, S, hd]. The mask rows repeat to match.
-    const rep = nH / nKV;
-    const grouped = tf.reshape(q, [B, nKV, rep * T, hd]);
-    const scores = tf.add(tf.mul(tf.matMul(grouped, k, false, true), 1 / Math.sqrt(hd)), mask);
-    const context = tf.reshape(tf.matMul(tf.softmax(scores), v), [B, nH, T, hd]);
+    const scale = 1 / Math.sqrt(hd);
+    let context: tf.Tensor;
+    if (hasFused('attention')) {
+      // One kernel per layer: scores, causal softmax and the weighted sum, per head.
+      context = fusedAttention(q as tf.Tensor4D, k, v, { scale, offset: k.shape[2] - T });
+    } else {
+      // Grouped-query attention: query head h = j*rep + r uses kv head j (HF repeat_kv). Instead
+      // of copying each kv head rep times, fold the rep query heads of a group into the rows:
+      // q [B, nKV, rep*T, hd] against k [B, nKV, S, hd]. The mask rows repeat to match.
+      const rep = nH / nKV;
+      const grouped = tf.reshape(q, [B, nKV, rep * T, hd]);
+      const scores = tf.add(tf.mul(tf.matMul(grouped, k, false, true), scale), mask!);
+      context = tf.reshape(tf.matMul(tf.softmax(scores), v), [B, nH, T, hd]);
+    }
     const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B * T, H]);
     return tf.reshape(tf.matMul(merged, p(BLOCK.o)), [B, T, H]) as tf.Tensor3D;
   }
@@ -354,7 +366,8 @@ export class LlamaModel {
     const p = (suffix: string) => this.param(layerPrefix(i) + suffix);
     const flat = tf.reshape(x, [B * T, H]);
     const gate = tf.matMul(flat, p(BLOCK.gate));
-    const hidden = tf.mul(tf.mul(gate, tf.sigmoid(gate)), tf.matMul(flat, p(BLOCK.up))); // SwiGLU: silu(gate) * up
+    const up = tf.matMul(flat, p(BLOCK.up));
+    const hidden = hasFused('swiGlu') ? fusedSwiGlu(gate, up) : tf.mul(tf.mul(gate, tf.sigmoid(gate)), up); // SwiGLU: silu(gate) * up
     return tf.reshape(tf.matMul(hidden, p(BLOCK.down)), [B, T, H]) as tf.Tensor3D;
   }
 

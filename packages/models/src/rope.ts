@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { fusedRope, hasFused } from '@deepen/backend';
 
 /**
  * Rotary position tables in the Hugging Face convention: inv_freq_i = 1 / theta^(2i/d), the
@@ -34,5 +35,6 @@ export function rotateHalf(x: tf.Tensor): tf.Tensor {
 
 /** x * cos + rotate_half(x) * sin, with cos/sin of shape [T, headDim] broadcast over [B, heads, T, headDim]. */
 export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
+  if (hasFused('rope')) return fusedRope(x, cos, sin);
   return tf.add(tf.mul(x, cos), tf.mul(rotateHalf(x), sin));
 }

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { fusedAdam, hasFused } from '@deepen/backend';
 
 export interface AdamOptions {
   /** 'adam': weight decay as L2 in the gradient (PyTorch Adam); 'adamw': decoupled (Loshchilov & Hutter). */
@@ -58,12 +59,36 @@ export class Adam {
     const correction2 = 1 - this.beta2 ** t;
     const squares: tf.Scalar[] = [];
     const names: string[] = [];
+    const fused = hasFused('adam');
     for (const [name, p] of this.params) {
       const g0 = grads.get(name);
       if (!g0) throw new Error(`no gradient for parameter ${name}`);
       const m = this.m.get(name) as tf.Variable;
       const v = this.v.get(name) as tf.Variable;
       const decay = this.weightDecay > 0 && this.decays(name, p) ? this.weightDecay : 0;
+      if (fused) {
+        // One pass over the parameter instead of about a dozen elementwise kernels.
+        tf.tidy(() => {
+          const [pNew, mNew, vNew] = fusedAdam(p, g0, m, v, {
+            lr,
+            beta1: this.beta1,
+            beta2: this.beta2,
+            eps: this.eps,
+            correction1,
+            correction2,
+            decay,
+            decoupled: this.options.kind === 'adamw',
+          });
+          if (measure) {
+            names.push(name);
+            squares.push(tf.keep(tf.sum(tf.square(tf.sub(p, pNew)))), tf.keep(tf.sum(tf.square(p))));
+          }
+          m.assign(mNew);
+          v.assign(vNew);
+          p.assign(pNew);
+        });
+        continue;
+      }
       tf.tidy(() => {
         const g = decay > 0 && this.options.kind === 'adam' ? tf.add(g0, tf.mul(p, decay)) : g0;
         const mNew = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));

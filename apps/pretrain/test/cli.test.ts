@@ -4,19 +4,32 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// The loopback Hub that @deepen/hub's own tests run against.
+import { FakeHub } from '../../../packages/hub/test/hub-server.js';
 
 const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 // An absolute URL, since the child runs in a temporary folder where 'tsx' does not resolve.
 const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const root = mkdtempSync(join(tmpdir(), 'deepen-cli-'));
-const env = { ...process.env, DEEPEN_CACHE: join(root, 'cache'), DEEPEN_BACKEND: '' };
+// No Hugging Face token or endpoint of the machine running the tests reaches the CLI.
+const env = { ...process.env, DEEPEN_CACHE: join(root, 'cache'), DEEPEN_BACKEND: '', HF_TOKEN: '', HF_HOME: join(root, 'hf-home'), HF_ENDPOINT: '' };
 const data = join(root, 'data.jsonl');
 
 /** Runs the real CLI in its own process (through tsx, so no build is needed). */
 function run(args: string[], cwd = root) {
   const r = spawnSync(process.execPath, ['--import', tsx, cli, ...args], { cwd, env, encoding: 'utf8', timeout: 120_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The same without blocking this process, for commands that talk to a server the test runs. */
+function runAsync(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', tsx, cli, ...args], { cwd: root, env: { ...env, ...extraEnv }, timeout: 120_000 });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 
 /** A tiny, fast, deterministic run on the cpu engine. */
@@ -45,6 +58,14 @@ describe('pretrain flag errors name the flag and exit 2', () => {
     [['train', 'extra'], /unexpected argument 'extra'/],
     [['compare', '--norms', 'pre,pre'], /--norms lists a scheme twice/],
     [['eval'], /eval needs a checkpoint or run folder/],
+    [['eval', 'hf:alice'], /'hf:alice': 'alice' is not a repository id: expected owner\/name/],
+    [['train', '--resume', 'hf:alice/model'], /--resume needs the local run folder \(or one of its checkpoints\): a published checkpoint has no optimizer/],
+    [['publish'], /publish needs a run or checkpoint folder/],
+    [['publish', '.'], /--repo is required/],
+    [['publish', '.', '--repo', 'alice'], /--repo: 'alice' is not a repository id: expected owner\/name/],
+    [['publish', '.', '--repo', 'alice/m', '--base-model', 'a--b/c'], /--base-model: 'a--b\/c' is not a valid repository id/],
+    [['publish', '.', '--repo', 'alice/m', '--out', 'x'], /--out names the --dry-run folder/],
+    [['publish', 'nope', '--repo', 'alice/m'], /nope: not a checkpoint \(no config\.json\) nor a run folder/],
     [['frobnicate'], /unknown command 'frobnicate'/],
   ];
   for (const [args, message] of cases) {
@@ -56,7 +77,7 @@ describe('pretrain flag errors name the flag and exit 2', () => {
   }
 
   it('prints help for every command', () => {
-    for (const command of ['train', 'compare', 'eval', 'generate', 'info']) {
+    for (const command of ['train', 'compare', 'eval', 'generate', 'info', 'analyze', 'prune', 'publish']) {
       const r = run([command, '--help']);
       expect(r.code, command).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`Usage:\\n  pretrain ${command}`));
@@ -172,6 +193,17 @@ describe('pretrain eval, generate, info and compare', () => {
     for (const f of ['variance', 'block-influence', 'removal-perplexity', 'angular-analyze-pre', 'angular-analyze-lns']) {
       expect(existsSync(join(report, `${f}.png`)), f).toBe(true);
     }
+    const card = join(root, 'card');
+    const dry = run(['publish', runs[1]!, '--repo', 'alice/analyzed', '--dry-run', '--out', card, '--report', report, '--no-fold', '--license', 'mit']);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/^ {2}README\.md +\d+\.\d KiB {2}\(generated\)$/m);
+    const readme = readFileSync(join(card, 'README.md'), 'utf8');
+    expect(readme).toMatch(/^---\nlicense: mit\nlibrary_name: deepen\n/);
+    expect(readme).toMatch(/Measured with `pretrain analyze`: perplexity \d+\.\d+ on \d+ held-out tokens\. Per layer, over \d+ tokens/);
+    const bi = json.entries[1].result.depth.layers[2].blockInfluence.toFixed(4);
+    expect(readme).toMatch(new RegExp(`^\\| 2 \\| 3 \\| [^|]+ \\| ${bi} \\| \\d+\\.\\d+ \\([+-]\\d+\\.\\d+\\) \\|$`, 'm'));
+    expect(readdirSync(card).sort()).toEqual(['README.md', 'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+
     const pruned = join(root, 'pruned');
     const p = run(['prune', runs[1]!, '--plan', 'layers:1', '--heal-steps', '2', '--heal-data', data, '--data', data, '--max-tokens', '200', '--window', '16', '--cloze-items', '0', '--backend', 'cpu', '--out', pruned]);
     expect(p.code, p.stderr).toBe(0);
@@ -206,5 +238,51 @@ describe('pretrain eval, generate, info and compare', () => {
       expect(png.subarray(1, 4).toString()).toBe('PNG');
       expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([1280, 720]); // IHDR: the 640x360 chart at 2x
     }
+  });
+});
+
+describe('pretrain publish and hf: checkpoints', () => {
+  const TOKEN = 'hf_cli_writer_Zq81LmN3vX5cR7';
+  let hub: FakeHub;
+  beforeAll(async () => {
+    hub = await new FakeHub({ users: { [TOKEN]: { name: 'alice' } } }).start();
+  });
+  afterAll(() => hub.close());
+
+  it('publishes an LNS run folded into a plain LLaMA, and eval and info read it back through hf:', async () => {
+    const out = join(root, 'to-publish');
+    expect(run(['train', ...TINY, '--steps', '2', '--out', out, '--quiet']).code).toBe(0);
+    const published = await runAsync(['publish', out, '--repo', 'alice/cli-lns', '--backend', 'cpu'], { HF_TOKEN: TOKEN, HF_ENDPOINT: hub.url });
+    expect(published.code, published.stderr).toBe(0);
+    expect(published.stdout).toMatch(/^folded 'lns' into a plain Pre-LN LLaMA/m);
+    expect(published.stdout).toMatch(/^publishing to-publish\/checkpoints\/step-0000002 to alice\/cli-lns \(token from \$HF_TOKEN\)$/m);
+    expect(published.stdout).toMatch(/^uploaded model\.safetensors \(\d+\.\d KiB\)$/m);
+    expect(published.stdout).toMatch(/^committed [0-9a-f]{12}: http:\/\/127\.0\.0\.1:\d+\/alice\/cli-lns$/m);
+    expect(published.stdout + published.stderr).not.toContain(TOKEN);
+    const files = hub.files('alice/cli-lns');
+    expect(JSON.parse(files.get('config.json')!.toString()).deepen).toMatchObject({ norm_scheme: 'pre', folded_from: 'lns' });
+    expect(files.get('README.md')!.toString()).toContain('model = AutoModelForCausalLM.from_pretrained("alice/cli-lns")');
+    expect(files.has('optimizer.safetensors') || files.has('trainer_state.json')).toBe(false);
+
+    // The folded upload computes what the trained model computes.
+    const evalArgs = ['--data', data, '--seq-len', '16', '--max-tokens', '256', '--json', '--backend', 'cpu'];
+    const local = run(['eval', out, ...evalArgs]);
+    const remote = await runAsync(['eval', 'hf:alice/cli-lns', ...evalArgs], { HF_ENDPOINT: hub.url });
+    expect(remote.code, remote.stderr).toBe(0);
+    expect(remote.stderr).toMatch(/^downloaded alice\/cli-lns: model\.safetensors/m);
+    expect(JSON.parse(remote.stdout).loss).toBeCloseTo(JSON.parse(local.stdout).loss, 5);
+    const info = await runAsync(['info', 'hf:alice/cli-lns@main', '--json', '--backend', 'cpu'], { HF_ENDPOINT: hub.url });
+    expect(info.code, info.stderr).toBe(0);
+    expect(info.stderr).not.toMatch(/downloaded/); // the cached copy
+    expect(JSON.parse(info.stdout)).toMatchObject({ scheme: 'pre', config: { num_hidden_layers: 3, deepen: { folded_from: 'lns' } } });
+
+    const wrong = 'hf_wrong_cli_token_0000000000';
+    const refused = await runAsync(['publish', out, '--repo', 'alice/cli-lns', '--no-fold', '--token', wrong, '--hub-url', hub.url]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^pretrain publish: the Hub rejected the token from --token while creating alice\/cli-lns \(401 Unauthorized\)/);
+    expect(refused.stdout + refused.stderr).not.toContain(wrong);
+    const missing = await runAsync(['eval', 'hf:alice/no-such-model', ...evalArgs], { HF_ENDPOINT: hub.url });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/alice\/no-such-model not found while looking up hf:alice\/no-such-model@main \(404 Not Found\)/);
   });
 });

@@ -1,37 +1,11 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Tokenizer } from '@deepen/data';
+import type { Tokenizer } from '@deepen/data';
 import { analyzeModel, buildClozeTask, loadMultipleChoice, writeAnalysisReport, type AnalysisResult, type ReportEntry } from '@deepen/evaluator';
-import { loadCheckpoint, type LlamaModel } from '@deepen/models';
-import { resolveCheckpoint } from '@deepen/trainer';
+import type { LlamaModel } from '@deepen/models';
+import { CHECKPOINT_HELP, checkpointDir, openCheckpoint } from '../checkpoints.js';
 import { helpText, parseFlags, UsageError, type FlagSpec, type FlagValues } from '../flags.js';
 import { ENGINE_FLAGS, evalCorpus, startEngine, tokenized } from '../setup.js';
-
-/** A run folder (its newest checkpoint), a training checkpoint, or any checkpoint folder with config.json. */
-export function checkpointDir(path: string): string {
-  const full = resolve(path);
-  if (existsSync(join(full, 'config.json'))) return full;
-  try {
-    return resolveCheckpoint(full);
-  } catch {
-    throw new UsageError(`${path}: not a checkpoint (no config.json) nor a run folder with checkpoints/`);
-  }
-}
-
-/** A checkpoint's model and its tokenizer.json (unless `tokenizer: false`); problems become usage errors. */
-export function openCheckpoint(dir: string): { model: LlamaModel; tokenizer: Tokenizer };
-export function openCheckpoint(dir: string, options: { tokenizer: false }): { model: LlamaModel };
-export function openCheckpoint(dir: string, options: { tokenizer?: boolean } = {}): { model: LlamaModel; tokenizer?: Tokenizer } {
-  const tokenizerPath = join(dir, 'tokenizer.json');
-  const wantTokenizer = options.tokenizer !== false;
-  if (wantTokenizer && !existsSync(tokenizerPath)) throw new UsageError(`${dir} has no tokenizer.json; pass --tokenizer PATH`);
-  try {
-    const tokenizer = wantTokenizer ? Tokenizer.fromFile(tokenizerPath) : undefined;
-    return { model: loadCheckpoint(dir), ...(tokenizer ? { tokenizer } : {}) };
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-}
 
 export const ANALYSIS_FLAGS: Record<string, FlagSpec> = {
   data: { type: 'string', value: 'NAME|PATHS', default: 'sotu', description: 'held-out text: sotu (its validation split), moby-dick, or .txt/.jsonl files or folders' },
@@ -71,11 +45,12 @@ const FLAGS: Record<string, FlagSpec> = {
 export async function analyzeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags('analyze', argv, FLAGS, 16);
   if (values.help) {
-    process.stdout.write(helpText('pretrain analyze CHECKPOINT... [options]', 'Measure how much each layer contributes (perplexity, cloze and task accuracy, residual variance, Block Influence, angular distances, loss when a layer is removed) for one or more checkpoints, side by side.', FLAGS));
+    process.stdout.write(helpText('pretrain analyze CHECKPOINT... [options]', `Measure how much each layer contributes (perplexity, cloze and task accuracy, residual variance, Block Influence, angular distances, loss when a layer is removed) for one or more checkpoints, side by side. ${CHECKPOINT_HELP}`, FLAGS));
     return 0;
   }
   if (positionals.length === 0) throw new UsageError('analyze needs at least one checkpoint or run folder');
-  const dirs = positionals.map(checkpointDir);
+  const dirs: string[] = [];
+  for (const arg of positionals) dirs.push(await checkpointDir(arg));
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
   const outDir = resolve(values.out === undefined ? join('runs', `analysis-${stamp}`) : String(values.out));
   if (existsSync(outDir) && readdirSync(outDir).length > 0) throw new UsageError(`--out ${outDir} already holds files; choose another --out`);

@@ -1,14 +1,14 @@
 import { Tokenizer } from '@deepen/data';
 import { evaluateLoss } from '@deepen/trainer';
 import { forwardFlopsPerToken, generate, LlamaModel, presetConfig, PRESETS, trainingFlopsPerToken } from '@deepen/models';
-import { checkpointDir, openCheckpoint } from './analyze.js';
+import { CHECKPOINT_HELP, checkpointDir, openCheckpoint } from '../checkpoints.js';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../flags.js';
 import { checkNorm, ENGINE_FLAGS, evalCorpus, schemeNames, sequencesFor, startEngine, tokenized } from '../setup.js';
 
-/** Model and tokenizer of a checkpoint or run folder; --tokenizer replaces the checkpoint's. */
-function open(path: string | undefined, command: string, tokenizerFlag: unknown): { model: LlamaModel; tokenizer: Tokenizer } {
+/** Model and tokenizer of a checkpoint, run folder or hf: reference; --tokenizer replaces the checkpoint's. */
+async function open(path: string | undefined, command: string, tokenizerFlag: unknown): Promise<{ model: LlamaModel; tokenizer: Tokenizer }> {
   if (!path) throw new UsageError(`${command} needs a checkpoint or run folder, e.g. pretrain ${command} runs/<run>`);
-  const dir = checkpointDir(path);
+  const dir = await checkpointDir(path);
   if (tokenizerFlag === undefined) return openCheckpoint(dir);
   const { model } = openCheckpoint(dir, { tokenizer: false });
   return { model, tokenizer: Tokenizer.fromFile(String(tokenizerFlag)) };
@@ -26,13 +26,13 @@ const INFO_FLAGS: Record<string, FlagSpec> = {
 export async function infoCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags('info', argv, INFO_FLAGS, 1);
   if (values.help) {
-    process.stdout.write(helpText('pretrain info [CHECKPOINT] [options]', 'Show a model: config, parameter count, FLOPs per token, and the engine that would run it.', INFO_FLAGS));
+    process.stdout.write(helpText('pretrain info [CHECKPOINT] [options]', `Show a model: config, parameter count, FLOPs per token, and the engine that would run it. ${CHECKPOINT_HELP}`, INFO_FLAGS));
     return 0;
   }
   const lines: string[] = [];
   const engine = await startEngine(values, (l) => lines.push(l));
   let model: LlamaModel;
-  if (positionals[0]) model = open(positionals[0], 'info', undefined).model;
+  if (positionals[0]) model = (await open(positionals[0], 'info', undefined)).model;
   else {
     if (!PRESETS[String(values.preset)]) throw new UsageError(`--preset must be one of ${Object.keys(PRESETS).join(', ')}, got '${values.preset}'`);
     checkNorm(String(values.norm), PRESETS[String(values.preset)]!.num_hidden_layers);
@@ -81,12 +81,12 @@ const EVAL_FLAGS: Record<string, FlagSpec> = {
 export async function evalCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags('eval', argv, EVAL_FLAGS, 1);
   if (values.help) {
-    process.stdout.write(helpText('pretrain eval CHECKPOINT [options]', 'Perplexity of a checkpoint on a corpus (non-overlapping windows).', EVAL_FLAGS));
+    process.stdout.write(helpText('pretrain eval CHECKPOINT [options]', `Perplexity of a checkpoint on a corpus (non-overlapping windows). ${CHECKPOINT_HELP}`, EVAL_FLAGS));
     return 0;
   }
   const quietLog = values.json ? () => {} : (l: string) => process.stdout.write(`${l}\n`);
   await startEngine(values, quietLog);
-  const { model, tokenizer } = open(positionals[0], 'eval', values.tokenizer);
+  const { model, tokenizer } = await open(positionals[0], 'eval', values.tokenizer);
   try {
     const corpus = evalCorpus(String(values.data));
     const tokens = await tokenized(corpus, tokenizer, quietLog);
@@ -115,11 +115,11 @@ const GENERATE_FLAGS: Record<string, FlagSpec> = {
 export async function generateCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags('generate', argv, GENERATE_FLAGS, 1);
   if (values.help) {
-    process.stdout.write(helpText('pretrain generate CHECKPOINT [options]', 'Continue a prompt with a checkpoint.', GENERATE_FLAGS));
+    process.stdout.write(helpText('pretrain generate CHECKPOINT [options]', `Continue a prompt with a checkpoint. ${CHECKPOINT_HELP}`, GENERATE_FLAGS));
     return 0;
   }
   await startEngine(values, () => {});
-  const { model, tokenizer } = open(positionals[0], 'generate', values.tokenizer);
+  const { model, tokenizer } = await open(positionals[0], 'generate', values.tokenizer);
   try {
     const prompt = tokenizer.encode(String(values.prompt));
     if (prompt.length === 0) throw new UsageError('--prompt is empty');

@@ -7,7 +7,8 @@ import { angularPlan, applyPlan, blockInfluencePlan, removeLayersPlan, type Prun
 import { Trainer } from '@deepen/trainer';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../flags.js';
 import { corpusFrom, ENGINE_FLAGS, evalCorpus, sequencesFor, startEngine, tokenized } from '../setup.js';
-import { ANALYSIS_FLAGS, checkpointDir, openCheckpoint } from './analyze.js';
+import { CHECKPOINT_HELP, checkpointDir, checkpointSource, openCheckpoint } from '../checkpoints.js';
+import { ANALYSIS_FLAGS } from './analyze.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   plan: { type: 'string', value: 'PLAN', description: 'layers:I,J,... (remove those, 0-based) | bi:K (the K layers of lowest Block Influence) | angular:N (the N consecutive layers of smallest angular distance, last layer kept)' },
@@ -40,7 +41,7 @@ function parsePlan(text: string, layers: number, diagnostics: () => AnalysisResu
 export async function pruneCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags('prune', argv, FLAGS, 1);
   if (values.help) {
-    process.stdout.write(helpText('pretrain prune CHECKPOINT --plan PLAN --out DIR [options]', 'Remove layers from a model, optionally heal it with a short continued training, and report perplexity and accuracy before and after.', FLAGS));
+    process.stdout.write(helpText('pretrain prune CHECKPOINT --plan PLAN --out DIR [options]', `Remove layers from a model, optionally heal it with a short continued training, and report perplexity and accuracy before and after. ${CHECKPOINT_HELP}`, FLAGS));
     return 0;
   }
   if (!positionals[0]) throw new UsageError('prune needs a checkpoint or run folder');
@@ -49,10 +50,11 @@ export async function pruneCommand(argv: string[]): Promise<number> {
   if (!/^(layers|bi|angular):.+$/.test(String(values.plan))) throw new UsageError(`--plan must be layers:I,J | bi:K | angular:N, got '${values.plan}'`);
   const outDir = resolve(String(values.out));
   if (existsSync(outDir) && readdirSync(outDir).length > 0) throw new UsageError(`--out ${outDir} already holds files; choose another --out`);
-  const source = checkpointDir(positionals[0]);
+  const dir = await checkpointDir(positionals[0]);
+  const source = checkpointSource(positionals[0], dir);
   const log = (line: string) => process.stdout.write(`${line}\n`);
   await startEngine(values, log);
-  const { model, tokenizer } = openCheckpoint(source);
+  const { model, tokenizer } = openCheckpoint(dir);
   const corpus = evalCorpus(String(values.data));
   const { validation } = await tokenized(corpus, tokenizer, log);
   const clozeItems = Number(values['cloze-items']);

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { BatchIterator, Tokenizer } from '@deepen/data';
+import { isHubRef } from '@deepen/hub';
 import { LlamaModel, trainingFlopsPerToken } from '@deepen/models';
 import { loadTrainingState, resolveCheckpoint, Trainer, TrainingDivergedError, type EvalEvent, type StepEvent, type TrainerEvents } from '@deepen/trainer';
 import { helpText, parseFlags, UsageError, type FlagSpec, type FlagValues } from '../flags.js';
@@ -41,7 +42,7 @@ export const RUN_FLAGS: Record<string, FlagSpec> = {
 const TRAIN_FLAGS: Record<string, FlagSpec> = {
   ...RUN_FLAGS,
   out: { type: 'string', value: 'DIR', description: 'run folder (default runs/<preset>-<norm>-<time>)' },
-  resume: { type: 'string', value: 'DIR', description: 'continue the run in DIR (its folder or a checkpoint) exactly where it stopped' },
+  resume: { type: 'string', value: 'DIR', description: 'continue the run in DIR (its folder or a checkpoint) exactly where it stopped; a local folder, not hf:' },
   quiet: { type: 'bool', description: 'print only the final result' },
   json: { type: 'bool', description: 'print every event as a JSON line' },
 };
@@ -173,6 +174,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
   let outDir: string;
   let resumeFrom: string | undefined;
   if (values.resume !== undefined) {
+    if (isHubRef(String(values.resume))) {
+      throw new UsageError('--resume needs the local run folder (or one of its checkpoints): a published checkpoint has no optimizer or data-loader state, so no run can continue exactly from it');
+    }
     const changed = [...given].filter((f) => !RESUMABLE.has(f));
     if (changed.length > 0) throw new UsageError(`--${changed[0]} cannot change when resuming: the run's settings come from its checkpoint (only ${[...RESUMABLE].filter((f) => f !== 'resume').map((f) => `--${f}`).join(', ')} may)`);
     try {

@@ -1,0 +1,17 @@
+export { publish, planPublish, publishToken } from './publish.js';
+export type { PublishOptions, PublishResult, PublishFile, PublishProgress, PublishPlan } from './publish.js';
+export { download, defaultHubCacheDir, repoCacheDir } from './download.js';
+export type { DownloadOptions, DownloadProgress } from './download.js';
+export { modelCard, schemeFacts, formatBytes } from './card.js';
+export type { ModelCardOptions, CardFacts } from './card.js';
+export { locateCheckpoint, summarizeSafetensors } from './checkpoint-files.js';
+export type { CheckpointLocation, SafetensorsSummary } from './checkpoint-files.js';
+export { readTrainingRecord, readPruneRecord, readAnalysisRecord } from './run-record.js';
+export type { TrainingRecord, PruneRecord, AnalysisRecord } from './run-record.js';
+export { HubError } from './errors.js';
+export type { HubErrorKind } from './errors.js';
+export { resolveToken, tokenFilePath } from './token.js';
+export type { ResolvedToken } from './token.js';
+export { HF_PREFIX, DEFAULT_HUB_URL, isHubRef, parseHubRef, formatHubRef, validateRepoId, hubUrlFrom } from './repo.js';
+export type { RepoRef } from './repo.js';
+export type { RetryOptions, RetryNotice } from './http.js';

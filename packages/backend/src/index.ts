@@ -22,3 +22,5 @@ export {
   f16ToFloat32,
 } from './float-bits.js';
 export { writeFileAtomic, writeDirAtomic } from './atomic-fs.js';
+export { parseFlags, helpText, UsageError } from './flags.js';
+export type { FlagSpec, FlagValues } from './flags.js';

@@ -85,9 +85,9 @@ async function main(argv: string[]): Promise<number> {
   const dataDir = resolve(String(values['data-dir']));
   let service;
   try {
-    const keys = loadKeys(values, dataDir, log);
     const modelsDir = values['models-dir'] === undefined ? dataPaths(dataDir).models : resolve(String(values['models-dir']));
     const baseModels = discoverBaseModels(modelsDir, (values.model as string[] | undefined) ?? [], (line) => log(`warning: ${line}`));
+    const keys = loadKeys(values, dataDir, log);
     const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
     log(`finetune-service ${version}: data in ${dataDir}`);
     log(`tenants: ${keys.tenants.join(', ')}`);

@@ -39,9 +39,16 @@ async function store(source: Readable, tempPath: string, maxBytes: number): Prom
       done(null, chunk);
     },
   });
+  const out = createWriteStream(tempPath);
+  // The source is piped rather than part of the pipeline, so that a failure leaves the request
+  // itself alone: the service still reads its rest and answers on the same connection.
+  source.pipe(meter);
   try {
-    await pipeline(source, meter, createWriteStream(tempPath));
+    await pipeline(meter, out);
   } catch (error) {
+    source.unpipe(meter);
+    // The file may still be opening: remove it only once the stream has let go of it.
+    if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()));
     rmSync(tempPath, { force: true });
     throw error;
   }
@@ -76,12 +83,17 @@ export async function receiveUpload(req: IncomingMessage, options: { tempPath: s
   return new Promise<ReceivedUpload>((resolve, reject) => {
     let purpose: string | undefined;
     let stored: Promise<{ sha256: string; bytes: number; filename: string }> | null = null;
+    let fileStream: Readable | null = null;
     let failed = false;
     const fail = (error: unknown) => {
       if (failed) return;
       failed = true;
       req.unpipe(parser);
-      rmSync(options.tempPath, { force: true });
+      fileStream?.destroy();
+      // A file still being written is removed once it is closed.
+      const remove = () => rmSync(options.tempPath, { force: true });
+      if (stored) stored.then(remove, remove);
+      else remove();
       reject(error);
     };
     parser.on('field', (name, value) => {
@@ -89,10 +101,12 @@ export async function receiveUpload(req: IncomingMessage, options: { tempPath: s
       purpose = value;
     });
     parser.on('file', (name, stream, info) => {
+      if (failed) return void stream.resume();
       if (name !== 'file') {
         stream.resume();
         return fail(badRequest(`Unknown form field '${name}' (expected purpose and file).`, 'unknown_parameter', name));
       }
+      fileStream = stream;
       stream.on('limit', () => fail(fileTooLarge(options.maxBytes)));
       stored = store(stream, options.tempPath, options.maxBytes).then((r) => ({ ...r, filename: cleanFilename(info.filename, 'upload.jsonl') }));
       stored.catch(fail);

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { request } from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,7 +72,13 @@ export async function startService(dataDir: string, options: { args?: string[]; 
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let stopping = false;
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code, signal) => {
+      if (!stopping) console.error(`the service exited on its own (${signal ?? code}):\n${output}`);
+      resolve(code);
+    }),
+  );
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`service did not start within 30s:\n${output}`)), 30_000);
     const check = () => {
@@ -92,10 +99,12 @@ export async function startService(dataDir: string, options: { args?: string[]; 
     child,
     output: () => output,
     async stop() {
+      stopping = true;
       child.kill('SIGTERM');
       return exited;
     },
     async kill() {
+      stopping = true;
       child.kill('SIGKILL');
       await exited;
     },
@@ -170,13 +179,26 @@ export interface SseFrame {
 }
 
 /** Reads a Server-Sent Events stream to its end, parsing frames. */
-export async function readSse(url: string, headers: Record<string, string>, options: { onFrame?: (frame: SseFrame) => void; timeoutMs?: number } = {}): Promise<{ status: number; contentType: string | null; frames: SseFrame[] }> {
+export async function readSse(
+  url: string,
+  headers: Record<string, string>,
+  options: { onFrame?: (frame: SseFrame) => boolean | void; timeoutMs?: number } = {},
+): Promise<{ status: number; contentType: string | null; frames: SseFrame[]; stoppedEarly: boolean }> {
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), options.timeoutMs ?? 90_000);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, options.timeoutMs ?? 90_000);
+  const frames: SseFrame[] = [];
+  let stoppedEarly = false;
+  let status = 0;
+  let contentType: string | null = null;
   try {
     const res = await fetch(url, { headers, signal: controller.signal });
-    const frames: SseFrame[] = [];
-    if (!res.ok || !res.body) return { status: res.status, contentType: res.headers.get('content-type'), frames };
+    status = res.status;
+    contentType = res.headers.get('content-type');
+    if (!res.ok || !res.body) return { status, contentType, frames, stoppedEarly };
     const decoder = new TextDecoder();
     let buffer = '';
     for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
@@ -196,11 +218,49 @@ export async function readSse(url: string, headers: Record<string, string>, opti
         }
         if (frame.data === '' && frame.id === undefined) continue;
         frames.push(frame);
-        options.onFrame?.(frame);
+        if (options.onFrame?.(frame) === true) {
+          stoppedEarly = true;
+          controller.abort();
+        }
       }
     }
-    return { status: res.status, contentType: res.headers.get('content-type'), frames };
+    return { status, contentType, frames, stoppedEarly };
+  } catch (error) {
+    // Stopping on purpose aborts the request; so does a service that goes away.
+    if (stoppedEarly || (!timedOut && (error as Error).name !== 'AbortError')) return { status, contentType, frames, stoppedEarly };
+    throw error;
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Follows a job's event stream until `until` holds for an event. */
+export async function waitForEvent(url: string, key: string, jobId: string, until: (event: Json) => boolean): Promise<Json> {
+  let found: Json = null;
+  await readSse(`${url}/v1/fine_tuning/jobs/${jobId}/events?stream=true`, { authorization: `Bearer ${key}` }, {
+    onFrame: (frame) => {
+      if (frame.data === '[DONE]') return false;
+      const event = JSON.parse(frame.data);
+      if (!until(event)) return false;
+      found = event;
+      return true;
+    },
+  });
+  if (found === null) throw new Error(`job ${jobId} ended without the awaited event`);
+  return found;
+}
+
+/** One HTTP request with Node's client, exactly as given (no path normalisation, chunked bodies). */
+export function rawRequest(url: string, options: { method: string; path: string; headers?: Record<string, string>; chunks?: Array<string | Buffer> }): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request({ hostname, port, method: options.method, path: options.path, headers: options.headers ?? {} }, (res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+    });
+    req.on('error', reject);
+    for (const chunk of options.chunks ?? []) req.write(chunk);
+    req.end();
+  });
 }

@@ -32,28 +32,37 @@ export function validationError(error: z.ZodError, where: 'body' | 'query'): Api
 }
 
 export function parseWith<S extends z.ZodType>(schema: S, value: unknown, where: 'body' | 'query'): z.output<S> {
-  const result = schema.safeParse(value);
+  const result = schema.safeParse(value, { reportInput: true });
   if (!result.success) throw validationError(result.error, where);
   return result.data;
 }
 
 /**
- * Stops reading a request whose body the server will not use. Closing at once could reset the
- * connection before the client has read the answer, so the rest is read and dropped for a
- * moment (at most 16 MiB), then the connection closes.
+ * Reads and drops the rest of a request body the service will not use, so that the client,
+ * still sending, gets the answer instead of a reset connection. Resolves true once the body
+ * has ended; false when it is too large or slow to wait for (the connection is then closed).
  */
-export function discardBody(req: IncomingMessage): void {
-  if (req.complete || req.destroyed) return;
-  let dropped = 0;
-  const close = () => req.socket.destroy();
-  const timer = setTimeout(close, 2000);
-  timer.unref();
-  req.on('data', (chunk: Buffer) => {
-    dropped += chunk.length;
-    if (dropped > 16 * 1024 * 1024) close();
+function drainBody(req: IncomingMessage, maxBytes: number, maxMs: number): Promise<boolean> {
+  if (req.complete || req.destroyed) return Promise.resolve(req.complete);
+  return new Promise((resolve) => {
+    let dropped = 0;
+    const timer = setTimeout(() => done(false), maxMs);
+    const done = (ended: boolean) => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      resolve(ended);
+    };
+    const onData = (chunk: Buffer) => {
+      dropped += chunk.length;
+      if (dropped > maxBytes) done(false);
+    };
+    const onEnd = () => done(true);
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', () => done(false));
+    req.resume();
   });
-  req.on('end', () => clearTimeout(timer));
-  req.resume();
 }
 
 /** Reads a JSON request body within the size limit. */
@@ -146,7 +155,7 @@ export function dispatcher(options: DispatchOptions): (req: IncomingMessage, res
       else sendJson(res, 200, result);
     };
     run()
-      .catch((error: unknown) => {
+      .catch(async (error: unknown) => {
         const apiError =
           error instanceof ApiError
             ? error
@@ -156,11 +165,14 @@ export function dispatcher(options: DispatchOptions): (req: IncomingMessage, res
           res.destroy();
           return;
         }
-        if (!req.complete) {
-          res.setHeader('connection', 'close');
-          discardBody(req);
+        if (await drainBody(req, 4 * 1024 * 1024, 2000)) {
+          sendJson(res, apiError.status, apiError.toJSON(), apiError.headers);
+          return;
         }
-        sendJson(res, apiError.status, apiError.toJSON(), apiError.headers);
+        // Too much left to read: answer, then close the connection.
+        sendJson(res, apiError.status, apiError.toJSON(), { ...apiError.headers, connection: 'close' });
+        const socket = req.socket;
+        res.once('finish', () => setTimeout(() => socket?.destroy(), 1000).unref());
       })
       .finally(() => {
         const log = () => options.log(`${req.method} ${path} ${res.statusCode} ${(performance.now() - started).toFixed(0)}ms tenant=${tenant} ${requestId}`);

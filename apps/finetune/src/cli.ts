@@ -27,7 +27,7 @@ const FLAGS: Record<string, FlagSpec & { env?: string }> = {
 const HELP = helpText(
   'finetune-service [options]',
   'The deepen fine-tuning service: an OpenAI-style fine-tuning jobs API over HTTP.\nAPI keys also come from FINETUNE_API_KEYS=tenant:key,tenant:key.',
-  FLAGS,
+  Object.fromEntries(Object.entries(FLAGS).map(([name, { env, ...spec }]) => [name, env ? { ...spec, description: `${spec.description}; env ${env}` } : spec])),
 );
 
 function parse(argv: string[]): FlagValues {

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FineTuningJob, JobCheckpointList } from '../src/schemas.js';
-import { client, COLORS, finished, jsonl, keysFile, makeBaseModel, readSse, startService, tempDir, waitForEvent, waitForJob, type Client, type Json, type ServiceProcess } from './helpers.js';
+import { allEvents, client, COLORS, finished, jsonl, keysFile, makeBaseModel, readSse, startService, tempDir, waitForEvent, waitForJob, type Client, type Json, type ServiceProcess } from './helpers.js';
 
 let dataDir: string;
 let key: string;
@@ -28,17 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await service.stop();
 });
-
-async function allEvents(id: string): Promise<Json[]> {
-  const events: Json[] = [];
-  let after = '';
-  for (;;) {
-    const page = (await api.get(`/v1/fine_tuning/jobs/${id}/events?limit=100${after}`)).body;
-    events.push(...page.data);
-    if (!page.has_more) return events.reverse();
-    after = `&after=${page.data.at(-1).id}`;
-  }
-}
 
 /** Training loss per step; a step trained twice (before and after a crash) counts as last trained. */
 const lossesByStep = (events: Json[]) => {
@@ -68,7 +57,7 @@ describe('durability', () => {
     };
     const reference = await create();
     expect((await waitForJob(api, reference.id, finished)).status).toBe('succeeded');
-    const referenceLosses = lossesByStep(await allEvents(reference.id));
+    const referenceLosses = lossesByStep(await allEvents(api, reference.id));
     expect(referenceLosses).toHaveLength(120);
 
     const job = await create();
@@ -84,7 +73,7 @@ describe('durability', () => {
     expect(['queued', 'running']).toContain(before.status);
     const done = await waitForJob(api, job.id, finished);
     expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
-    const events = await allEvents(job.id);
+    const events = await allEvents(api, job.id);
     const messages = events.map((e) => e.message);
     expect(messages).toContain('The service stopped while this job was running; it continues from its last checkpoint.');
     const resumedAt = Number(/^Resuming from the checkpoint at step (\d+) of 120\.$/.exec(messages.find((m: string) => m.startsWith('Resuming'))!)![1]);
@@ -120,7 +109,7 @@ describe('durability', () => {
     expect(Date.now() - requested).toBeLessThan(10_000);
     const job = (await api.get(`/v1/fine_tuning/jobs/${long.id}`)).body;
     expect(job).toMatchObject({ status: 'cancelled', fine_tuned_model: null });
-    const events = await allEvents(long.id);
+    const events = await allEvents(api, long.id);
     const stopped = events.find((e) => e.message.startsWith('Training stopped at step'));
     expect(stopped.message).toMatch(/^Training stopped at step (\d+); the checkpoint at step \1 is kept\.$/);
     const step = stopped.data.step;
@@ -147,7 +136,7 @@ describe('durability', () => {
     await start();
     const done = await waitForJob(api, job.id, finished);
     expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
-    const messages = (await allEvents(job.id)).map((e) => e.message);
+    const messages = (await allEvents(api, job.id)).map((e) => e.message);
     expect(messages.some((m) => /^The service is shutting down: paused at step \d+; the job continues when the service starts again\.$/.test(m))).toBe(true);
     expect(messages.some((m) => m.startsWith('Resuming from the checkpoint at step'))).toBe(true);
   });

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Completion, FileObject, FineTuningJob, JobCheckpointList, JobEvent, JobEventList, ModelList } from '../src/schemas.js';
-import { client, COLORS, jsonl, keysFile, makeBaseModel, readSse, startService, tempDir, waitForJob, type Client, type ServiceProcess } from './helpers.js';
+import { allEvents, client, COLORS, finished, jsonl, keysFile, makeBaseModel, readSse, startService, tempDir, waitForJob, type Client, type ServiceProcess } from './helpers.js';
 
 let service: ServiceProcess;
 let api: Client;
@@ -68,15 +68,8 @@ describe('fine-tuning end to end', () => {
     expect(done.finished_at).toBeGreaterThanOrEqual(done.started_at!);
 
     // Everything that was streamed is in the event list too (which is newest first).
-    const listed: ReturnType<typeof JobEvent.parse>[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = JobEventList.parse((await api.get(`/v1/fine_tuning/jobs/${job.id}/events?limit=100${after ? `&after=${after}` : ''}`)).body);
-      listed.push(...page.data);
-      if (!page.has_more) break;
-      after = page.data.at(-1)!.id;
-    }
-    expect(listed.reverse()).toEqual(streamed);
+    const listed = await allEvents(api, job.id);
+    expect(JobEventList.parse({ object: 'list', data: listed, has_more: false }).data).toEqual(streamed);
     const steps = streamed.filter((e) => e.type === 'metrics' && e.data!.train_loss !== undefined);
     expect(steps.map((e) => e.data!.step)).toEqual(Array.from({ length: 120 }, (_, i) => i + 1));
     const evals = streamed.filter((e) => e.data?.valid_loss !== undefined).map((e) => e.data as { epoch: number; valid_loss: number; valid_mean_token_accuracy: number });
@@ -102,5 +95,30 @@ describe('fine-tuning end to end', () => {
 
     const all = ModelList.parse((await api.get('/v1/models')).body);
     expect(all.data.map((m) => [m.id, m.owned_by])).toEqual([['tiny-lns', 'system'], [done.fine_tuned_model, 'acme']]);
+  });
+
+  it('fine-tunes on conversations (loss on replies only) and warns about truncated examples', async () => {
+    const chats = COLORS.map((p) => ({ messages: [{ role: 'user', content: p.prompt }, { role: 'assistant', content: p.completion.trim() }] }));
+    // One conversation far longer than max_seq_len: it is cut, and the job says which line.
+    const long = { messages: [{ role: 'user', content: 'Tell me about the colors of things. '.repeat(3) }, { role: 'assistant', content: 'They vary.' }] };
+    const file = (await api.upload(jsonl([...chats, long]), 'chats.jsonl')).body;
+    expect(file).toMatchObject({ format: 'chat', examples: 7 });
+    const created = await api.post('/v1/fine_tuning/jobs', {
+      model: 'tiny-lns',
+      training_file: file.id,
+      hyperparameters: { n_epochs: 60, batch_size: 2, learning_rate: 2e-2, warmup: 3, max_seq_len: 48 },
+      seed: 1,
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(200);
+    const done = await waitForJob(api, created.body.id, finished);
+    expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
+    const warning = (await allEvents(api, done.id)).find((e: { level: string }) => e.level === 'warn');
+    expect(warning.message).toMatch(/^1 of 7 training examples are longer than max_seq_len \(48 tokens\) and were cut at the end; the longest has \d+ tokens \(line 7\)\.$/);
+    expect(warning.data).toMatchObject({ truncated: 1, lines: [7] });
+    for (const [i, p] of COLORS.entries()) {
+      const r = await api.post('/v1/chat/completions', { model: done.fine_tuned_model, messages: chats[i]!.messages.slice(0, 1), max_tokens: 8, temperature: 0 });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect(r.body.choices[0], p.prompt).toMatchObject({ message: { role: 'assistant', content: p.completion.trim() }, finish_reason: 'stop' });
+    }
   });
 });

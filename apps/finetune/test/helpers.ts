@@ -66,7 +66,8 @@ export interface ServiceProcess {
 /** Starts the built service in its own process on a free loopback port. */
 export async function startService(dataDir: string, options: { args?: string[]; env?: Record<string, string> } = {}): Promise<ServiceProcess> {
   const child = spawn(process.execPath, [CLI, '--port', '0', '--data-dir', dataDir, '--backend', 'wasm', ...(options.args ?? [])], {
-    env: { ...process.env, DEEPEN_BACKEND: '', ...options.env },
+    // Settings from the developer's environment never leak into a test's service.
+    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FINETUNE_'))), DEEPEN_BACKEND: '', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -160,6 +161,18 @@ export async function waitForJob(api: Client, id: string, done: (job: Json) => b
     if (done(body)) return body;
     if (Date.now() - started > timeoutMs) throw new Error(`job ${id} did not get there in ${timeoutMs} ms: ${JSON.stringify(body)}`);
     await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** All of a job's events, oldest first. */
+export async function allEvents(api: Client, id: string): Promise<Json[]> {
+  const events: Json[] = [];
+  let after = '';
+  for (;;) {
+    const page = (await api.get(`/v1/fine_tuning/jobs/${id}/events?limit=100${after}`)).body;
+    events.push(...page.data);
+    if (!page.has_more) return events.reverse();
+    after = `&after=${page.data.at(-1).id}`;
   }
 }
 

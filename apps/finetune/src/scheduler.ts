@@ -181,7 +181,12 @@ export class Scheduler {
           const job = await this.o.store.claimQueuedJob({});
           if (!job) return;
           this.notify(job.id);
-          await this.launch(job);
+          try {
+            await this.launch(job);
+          } catch (error) {
+            this.o.log(`starting ${job.id}: ${(error as Error).stack ?? String(error)}`);
+            await this.fail(job, ['running'], { code: 'internal_error', message: `the training process could not be started: ${(error as Error).message}`, param: null });
+          }
         }
       })
       .catch((error: unknown) => this.o.log(`scheduler: ${(error as Error).stack ?? String(error)}`));

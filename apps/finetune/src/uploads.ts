@@ -27,8 +27,8 @@ export function cleanFilename(name: string | undefined, fallback: string): strin
 
 const fileTooLarge = (maxBytes: number) => tooLarge(`The file is larger than the ${maxBytes}-byte upload limit.`, 'file_too_large', 'file');
 
-/** Streams `source` to `tempPath`, hashing and counting, failing past `maxBytes`. */
-async function store(source: Readable, tempPath: string, maxBytes: number): Promise<{ sha256: string; bytes: number }> {
+/** Streams `source` (the request or a part of it) to `tempPath`, hashing and counting, failing past `maxBytes`. */
+async function store(source: Readable, req: IncomingMessage, tempPath: string, maxBytes: number): Promise<{ sha256: string; bytes: number }> {
   const hash = createHash('sha256');
   let bytes = 0;
   const meter = new Transform({
@@ -43,6 +43,11 @@ async function store(source: Readable, tempPath: string, maxBytes: number): Prom
   // The source is piped rather than part of the pipeline, so that a failure leaves the request
   // itself alone: the service still reads its rest and answers on the same connection.
   source.pipe(meter);
+  // A client that goes away mid-upload would otherwise leave the pipeline waiting forever.
+  const interrupted = () => {
+    if (!req.complete) meter.destroy(badRequest('The upload was interrupted before the whole file arrived.', 'upload_interrupted', 'file'));
+  };
+  req.once('close', interrupted);
   try {
     await pipeline(meter, out);
   } catch (error) {
@@ -51,6 +56,8 @@ async function store(source: Readable, tempPath: string, maxBytes: number): Prom
     if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()));
     rmSync(tempPath, { force: true });
     throw error;
+  } finally {
+    req.off('close', interrupted);
   }
   return { sha256: hash.digest('hex'), bytes };
 }
@@ -65,7 +72,7 @@ export async function receiveUpload(req: IncomingMessage, options: { tempPath: s
   const allowance = type === 'multipart/form-data' ? 64 * 1024 : 0;
   if (Number(req.headers['content-length'] ?? 0) > options.maxBytes + allowance) throw fileTooLarge(options.maxBytes);
   if (RAW_TYPES.has(type)) {
-    const { sha256, bytes } = await store(req, options.tempPath, options.maxBytes);
+    const { sha256, bytes } = await store(req, req, options.tempPath, options.maxBytes);
     return { tempPath: options.tempPath, sha256, bytes, filename: cleanFilename(options.rawFilename, 'upload.jsonl'), purpose: options.rawPurpose };
   }
   if (type !== 'multipart/form-data') {
@@ -76,7 +83,8 @@ export async function receiveUpload(req: IncomingMessage, options: { tempPath: s
   }
   let parser: busboy.Busboy;
   try {
-    parser = busboy({ headers: req.headers, limits: { files: 1, fields: 4, fieldSize: 1024, parts: 5, fileSize: options.maxBytes + 1 } });
+    // Clients send file names as raw UTF-8 (busboy's default reads them as latin1).
+    parser = busboy({ headers: req.headers, defParamCharset: 'utf8', limits: { files: 1, fields: 4, fieldSize: 1024, parts: 5, fileSize: options.maxBytes + 1 } });
   } catch (error) {
     throw badRequest(`Malformed multipart/form-data: ${(error as Error).message}.`, 'invalid_multipart');
   }
@@ -108,7 +116,7 @@ export async function receiveUpload(req: IncomingMessage, options: { tempPath: s
       }
       fileStream = stream;
       stream.on('limit', () => fail(fileTooLarge(options.maxBytes)));
-      stored = store(stream, options.tempPath, options.maxBytes).then((r) => ({ ...r, filename: cleanFilename(info.filename, 'upload.jsonl') }));
+      stored = store(stream, req, options.tempPath, options.maxBytes).then((r) => ({ ...r, filename: cleanFilename(info.filename, 'upload.jsonl') }));
       stored.catch(fail);
     });
     for (const limit of ['partsLimit', 'filesLimit', 'fieldsLimit'] as const) {

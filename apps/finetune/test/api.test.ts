@@ -1,4 +1,5 @@
 import { readdirSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorResponse } from '../src/schemas.js';
@@ -189,10 +190,27 @@ describe('uploads', () => {
     expect(readdirSync(join(dataDir, 'files', 'incoming'))).toEqual([]);
   });
 
+  it('forgets an upload the client abandons halfway', async () => {
+    const { hostname, port } = new URL(service.url);
+    const req = request({ hostname, port, method: 'POST', path: '/v1/files?purpose=fine-tune', headers: { authorization: `Bearer ${keys.acme}`, 'content-type': 'application/jsonl', 'content-length': '20000' } });
+    req.on('error', () => {});
+    req.write(jsonl(COLORS));
+    await new Promise((r) => setTimeout(r, 300));
+    req.destroy();
+    for (let i = 0; i < 40 && readdirSync(join(dataDir, 'files', 'incoming')).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(readdirSync(join(dataDir, 'files', 'incoming'))).toEqual([]);
+    expect((await acme.get('/v1/files')).body.data.map((f: Json) => f.id)).toEqual([file.id]);
+  });
+
   it('returns the content as uploaded and keeps a file that a job still uses', async () => {
     const content = await acme.call('GET', `/v1/files/${file.id}/content`);
     expect(content.status).toBe(200);
     expect(content.body).toBe(jsonl(COLORS));
+    const named = (await acme.upload(jsonl(COLORS), 'données ß.jsonl')).body;
+    expect(named.filename).toBe('données ß.jsonl');
+    const download = await acme.call('GET', `/v1/files/${named.id}/content`);
+    expect(download.headers.get('content-disposition')).toBe("attachment; filename=\"donn_es _.jsonl\"; filename*=UTF-8''donn%C3%A9es%20%C3%9F.jsonl");
+    expect((await acme.delete(`/v1/files/${named.id}`)).status).toBe(200);
     const other = (await acme.upload(jsonl(COLORS.slice(0, 4)), 'queued.jsonl')).body;
     const waiting = (await createJob({ training_file: other.id, hyperparameters: { n_epochs: 100, batch_size: 1 } })).body;
     expectError(await acme.delete(`/v1/files/${other.id}`), 409, { code: 'file_in_use' });

@@ -90,7 +90,13 @@ export function fileRoutes(ctx: ServiceContext): Route[] {
       errors: [404],
       async handle({ params, tenant, res }) {
         const file = await ownFile(ctx, tenant, params.file_id as string);
-        res.writeHead(200, { 'content-type': 'application/jsonl; charset=utf-8', 'content-length': file.bytes, 'content-disposition': `attachment; filename="${file.filename.replace(/["\\]/g, '_')}"` });
+        // An ASCII name for every client, and the exact one (RFC 6266) for those that read it.
+        const ascii = file.filename.replace(/[^\x20-\x7e]|["\\]/g, '_');
+        res.writeHead(200, {
+          'content-type': 'application/jsonl; charset=utf-8',
+          'content-length': file.bytes,
+          'content-disposition': `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(file.filename)}`,
+        });
         await pipeline(createReadStream(ctx.blobs.pathOf(file.sha256)), res);
         return HANDLED;
       },

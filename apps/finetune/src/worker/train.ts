@@ -1,12 +1,12 @@
 // The training process of one fine-tuning job, forked by the service. It reports through IPC
 // messages only; the service owns the database. Started again after a crash, it continues
 // from the newest checkpoint in the job's run folder.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '@deepen/backend';
 import { BatchIterator, encodeSftRecord, SftSequences, Tokenizer } from '@deepen/data';
 import { loadCheckpoint, saveCheckpoint, type LlamaModel } from '@deepen/models';
-import { listCheckpoints, loadTrainingState, Trainer, TrainingDivergedError, type EvalEvent, type LoadedTrainingState, type StepEvent } from '@deepen/trainer';
+import { CHECKPOINTS_DIR, listCheckpoints, loadTrainingState, Trainer, TrainingDivergedError, type EvalEvent, type LoadedTrainingState, type StepEvent } from '@deepen/trainer';
 import { stepsPerEpoch } from '../plan.js';
 import { readTrainingFile, TrainingFileError } from '../training-file.js';
 import type { CheckpointReport, TrainingCommand, TrainingMessage, TrainingSpec } from './protocol.js';
@@ -87,7 +87,12 @@ async function run(spec: TrainingSpec, stop: { requested: boolean; trainer: Trai
 
   const hp = spec.hyperparameters;
   let resume: LoadedTrainingState | null = null;
-  if (listCheckpoints(spec.runDir).length > 0) resume = loadTrainingState(spec.runDir);
+  if (listCheckpoints(spec.runDir).length > 0) {
+    // A checkpoint being written when the service was killed is an unfinished temporary folder.
+    const dir = join(spec.runDir, CHECKPOINTS_DIR);
+    for (const name of readdirSync(dir)) if (name.startsWith('.')) rmSync(join(dir, name), { recursive: true, force: true });
+    resume = loadTrainingState(spec.runDir);
+  }
   const source = resume ? resume.dir : spec.baseModelDir;
   const tokenizer = Tokenizer.fromFile(join(source, TOKENIZER_FILE));
   const model: LlamaModel = resume ? resume.model : loadCheckpoint(spec.baseModelDir);

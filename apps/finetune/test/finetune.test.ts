@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Completion, FileObject, FineTuningJob, JobCheckpointList, JobEvent, JobEventList, ModelList } from '../src/schemas.js';
@@ -6,9 +7,10 @@ import { allEvents, client, COLORS, finished, jsonl, keysFile, makeBaseModel, re
 let service: ServiceProcess;
 let api: Client;
 let key: string;
+let dataDir: string;
 
 beforeAll(async () => {
-  const dataDir = tempDir('learn');
+  dataDir = tempDir('learn');
   await makeBaseModel(join(dataDir, 'models', 'tiny-lns'));
   key = keysFile(join(dataDir, 'keys.json'), ['acme']).acme!;
   service = await startService(dataDir, { args: ['--keys-file', join(dataDir, 'keys.json')] });
@@ -92,6 +94,11 @@ describe('fine-tuning end to end', () => {
     const early = checkpoints.data.at(-1)!;
     expect(early.fine_tuned_model_checkpoint).toBe(`${done.fine_tuned_model}:ckpt-step-3`);
     expect((await complete(early.fine_tuned_model_checkpoint, 'The sky is')).choices[0]!.text).not.toBe(' blue');
+
+    // The result keeps the base model's config, normalization scheme included.
+    const config = (dir: string) => JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    expect(config(join(dataDir, 'jobs', job.id, 'model'))).toEqual(config(join(dataDir, 'models', 'tiny-lns')));
+    expect(config(join(dataDir, 'jobs', job.id, 'model')).deepen.norm_scheme).toBe('lns');
 
     const all = ModelList.parse((await api.get('/v1/models')).body);
     expect(all.data.map((m) => [m.id, m.owned_by])).toEqual([['tiny-lns', 'system'], [done.fine_tuned_model, 'acme']]);

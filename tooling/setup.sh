@@ -36,6 +36,18 @@ if [ "$(pnpm --version 2>/dev/null || true)" != "$pnpm_wanted" ]; then
   npm install --global --silent "pnpm@${pnpm_wanted}"
 fi
 
+# better-sqlite3 (the finetune service's storage) compiles from source because its prebuilt
+# binaries are downloaded from outside the npm registry. node-gyp would download the Node
+# headers too; pointing it at the headers installed with Node itself avoids that.
+if [ -z "${npm_config_nodedir:-}" ]; then
+  node_prefix=$(node -p 'require("path").resolve(process.execPath, "..", "..")')
+  if [ -f "${node_prefix}/include/node/common.gypi" ]; then
+    export npm_config_nodedir="${node_prefix}"
+  else
+    echo "setup: no Node.js headers under ${node_prefix}/include/node; node-gyp will try to download them" >&2
+  fi
+fi
+
 # The optional tfjs-node engines try to download libtensorflow during install; where that
 # download is impossible they stay unusable, the install still succeeds, and deepen reports
 # why at run time. Their download errors in this output are expected on such machines.

@@ -27,3 +27,5 @@ export type { KernelProfile, KernelTime } from './profile.js';
 export { NATIVE_BACKEND } from './native/backend.js';
 export { FUSED_KERNELS, hasFused, fusedCrossEntropy, fusedRmsNorm, fusedSwiGlu, fusedRope, fusedAttention, fusedAdam } from './fused/index.js';
 export type { FusedOp, AdamStep } from './fused/index.js';
+export { parseFlags, helpText, UsageError } from './flags.js';
+export type { FlagSpec, FlagValues } from './flags.js';

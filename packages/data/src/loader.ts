@@ -1,5 +1,5 @@
 import { Rng } from '@deepen/backend';
-import type { SequenceSet } from './packing.js';
+import type { SequenceSource } from './packing.js';
 
 /** Everything needed to resume a loader exactly: small, plain JSON. */
 export interface LoaderState {
@@ -35,12 +35,12 @@ export class BatchIterator {
   private current: LoaderState;
 
   constructor(
-    private readonly sequences: SequenceSet,
+    private readonly sequences: SequenceSource,
     readonly batchSize: number,
     options: { seed?: number; shuffle?: boolean; state?: LoaderState } = {},
   ) {
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batchSize must be a positive integer, got ${batchSize}`);
-    if (sequences.count === 0) throw new Error(`no training sequences: the data is shorter than one sequence of ${sequences.options.seqLen} tokens`);
+    if (sequences.count === 0) throw new Error(`no training sequences: the data is shorter than one sequence of ${sequences.seqLen} tokens`);
     if (options.state) {
       const s = options.state;
       if (s.sequences !== sequences.count) {
@@ -61,7 +61,7 @@ export class BatchIterator {
 
   /** Tokens per sequence. */
   get seqLen(): number {
-    return this.sequences.options.seqLen;
+    return this.sequences.seqLen;
   }
 
   private orderFor(epoch: number): Uint32Array {
@@ -74,7 +74,7 @@ export class BatchIterator {
   }
 
   next(): Batch {
-    const T = this.sequences.options.seqLen;
+    const T = this.sequences.seqLen;
     const B = this.batchSize;
     const batch: Batch = { inputs: new Int32Array(B * T), targets: new Int32Array(B * T), mask: new Float32Array(B * T), batchSize: B, seqLen: T, indices: [] };
     for (let row = 0; row < B; row++) {
@@ -93,8 +93,8 @@ export class BatchIterator {
 }
 
 /** Batches over a whole sequence set in order (for evaluation), the last one possibly smaller; `maxSequences` caps the budget. */
-export function* sequentialBatches(sequences: SequenceSet, batchSize: number, maxSequences = Infinity): Generator<Batch> {
-  const T = sequences.options.seqLen;
+export function* sequentialBatches(sequences: SequenceSource, batchSize: number, maxSequences = Infinity): Generator<Batch> {
+  const T = sequences.seqLen;
   const total = Math.min(sequences.count, maxSequences);
   for (let start = 0; start < total; start += batchSize) {
     const B = Math.min(batchSize, total - start);

@@ -20,8 +20,25 @@ export interface PackingOptions {
   ignoreIndex?: number;
 }
 
+/**
+ * Anything that serves fixed-length training sequences by index: the packed / document
+ * sequences of a corpus, or masked supervised fine-tuning examples. Loaders, the trainer and
+ * evaluation only ever use these three members.
+ */
+export interface SequenceSource {
+  /** Number of sequences. */
+  readonly count: number;
+  /** Tokens per sequence (the width of every batch row). */
+  readonly seqLen: number;
+  /**
+   * Writes sequence `index` into row `row` of [batch, seqLen] buffers: input ids, target ids
+   * (the ignore index where nothing is predicted) and a mask (1 where the target counts).
+   */
+  fill(index: number, row: number, inputs: Int32Array, targets: Int32Array, mask: Float32Array): void;
+}
+
 /** Fixed-length training sequences over a tokenized split, read on demand. */
-export class SequenceSet {
+export class SequenceSet implements SequenceSource {
   readonly count: number;
   private readonly stream: Uint32Array | null = null;
   private readonly ignore: number;
@@ -49,6 +66,10 @@ export class SequenceSet {
     } else {
       this.count = documents;
     }
+  }
+
+  get seqLen(): number {
+    return this.options.seqLen;
   }
 
   /** Tokens the model trains on per epoch (targets that count). */

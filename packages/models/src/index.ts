@@ -2,7 +2,7 @@ export { makeConfig, validateConfig, configFromJson, configToJson, schemeOf, lay
 export type { LlamaConfig, DeepenConfigBlock } from './config.js';
 export { PRESETS, presetConfig, countParameters, trainingFlopsPerToken, forwardFlopsPerToken } from './presets.js';
 export type { PresetShape, ParameterCount } from './presets.js';
-export { LlamaModel, modelTensorShapes, blockTensorShapes } from './model.js';
+export { LlamaModel, modelTensorShapes, blockTensorShapes, tokenCrossEntropy } from './model.js';
 export type { ForwardOptions, ForwardResult, HiddenStates, LossOptions } from './model.js';
 export { KVCache } from './kv-cache.js';
 export { generate, sampleToken } from './generate.js';

@@ -41,6 +41,31 @@ export interface LossOptions extends Omit<ForwardOptions, 'cache' | 'captureHidd
 
 const MASKED = -1e9;
 
+/**
+ * Cross-entropy of every position from logits [batch, seq, vocab] and target ids
+ * [batch, seq], computed as logsumexp(logits) - logit[target] (never materialising the
+ * softmax); 0 where the target is `ignoreIndex`.
+ */
+export function tokenCrossEntropy(logits: tf.Tensor3D, targets: tf.Tensor2D, ignoreIndex = -100): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [batch, seq, V] = logits.shape;
+    const n = batch * seq;
+    const flatTargets = tf.reshape(targets, [n]);
+    if (hasFused('crossEntropy')) {
+      // One kernel: no softmax over the vocabulary is ever stored, forward or backward.
+      const losses = fusedCrossEntropy(tf.reshape(logits, [n, V]) as tf.Tensor2D, tf.cast(flatTargets, 'int32') as tf.Tensor1D, ignoreIndex);
+      return tf.reshape(losses, [batch, seq]) as tf.Tensor2D;
+    }
+    const counts = tf.notEqual(flatTargets, ignoreIndex);
+    const safeTargets = tf.where(counts, flatTargets, tf.zerosLike(flatTargets));
+    const logits2d = tf.reshape(logits, [n, V]);
+    // The target logit of row r sits at r * V + target in the flattened logits.
+    const flatIndex = tf.add(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(V, 'int32')), tf.cast(safeTargets, 'int32'));
+    const nll = tf.sub(tf.logSumExp(logits2d, 1), tf.gather(tf.reshape(logits2d, [n * V]), flatIndex));
+    return tf.reshape(tf.mul(nll, tf.cast(counts, 'float32')), [batch, seq]) as tf.Tensor2D;
+  });
+}
+
 /** The role of a block tensor for the scheme's init rules. */
 const ROLE_OF: Record<string, ParamRole> = {
   [BLOCK.q]: 'q_proj',
@@ -253,7 +278,6 @@ export class LlamaModel {
    */
   tokenLosses(inputIds: tf.Tensor2D, options: Omit<LossOptions, 'mask'> = {}): tf.Tensor2D {
     const ignore = options.ignoreIndex ?? -100;
-    const V = this.config.vocab_size;
     return tf.tidy(() => {
       const { logits } = this.forward(inputIds, { ...(options.skipLayers ? { skipLayers: options.skipLayers } : {}) });
       const [batch, seq] = inputIds.shape;
@@ -263,19 +287,7 @@ export class LlamaModel {
       if (targets.shape.join(',') !== inputIds.shape.join(',')) {
         throw new Error(`loss: targets shape [${targets.shape}] differs from inputs [${inputIds.shape}]`);
       }
-      const n = batch * seq;
-      const flatTargets = tf.reshape(targets, [n]);
-      if (hasFused('crossEntropy')) {
-        const losses = fusedCrossEntropy(tf.reshape(logits, [n, V]) as tf.Tensor2D, tf.cast(flatTargets, 'int32') as tf.Tensor1D, ignore);
-        return tf.reshape(losses, [batch, seq]) as tf.Tensor2D;
-      }
-      const counts = tf.notEqual(flatTargets, ignore);
-      const safeTargets = tf.where(counts, flatTargets, tf.zerosLike(flatTargets));
-      const logits2d = tf.reshape(logits, [n, V]);
-      // The target logit of row r sits at r * V + target in the flattened logits.
-      const flatIndex = tf.add(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(V, 'int32')), tf.cast(safeTargets, 'int32'));
-      const nll = tf.sub(tf.logSumExp(logits2d, 1), tf.gather(tf.reshape(logits2d, [n * V]), flatIndex));
-      return tf.reshape(tf.mul(nll, tf.cast(counts, 'float32')), [batch, seq]) as tf.Tensor2D;
+      return tokenCrossEntropy(logits, targets, ignore);
     });
   }
 

@@ -1,9 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
-import { sequentialBatches, type Batch, type SequenceSet } from '@deepen/data';
-import type { LlamaModel } from '@deepen/models';
+import { sequentialBatches, type Batch, type SequenceSource } from '@deepen/data';
+import { tokenCrossEntropy, type LlamaModel } from '@deepen/models';
+
+const IGNORE_INDEX = -100;
 
 /** Positions whose loss counts: mask on and target not ignored. */
-export function countedTokens(batch: Batch, ignoreIndex = -100): number {
+export function countedTokens(batch: Batch, ignoreIndex = IGNORE_INDEX): number {
   let n = 0;
   for (let i = 0; i < batch.mask.length; i++) if (batch.mask[i]! > 0 && batch.targets[i] !== ignoreIndex) n++;
   return n;
@@ -20,22 +22,32 @@ export function batchTensors(batch: Batch): { inputs: tf.Tensor2D; targets: tf.T
 }
 
 /**
- * Mean loss (weighted by counted tokens) and perplexity over the first sequences of a set,
- * up to `maxTokens` tokens, always the same ones.
+ * Mean loss (weighted by counted tokens), perplexity and token accuracy (how often the most
+ * likely token is the target) over the first sequences of a set, up to `maxTokens` tokens,
+ * always the same ones.
  */
-export function evaluateLoss(model: LlamaModel, sequences: SequenceSet, options: { maxTokens: number; batchSize?: number }): { loss: number; perplexity: number; tokens: number } {
-  const maxSequences = Math.max(1, Math.ceil(options.maxTokens / sequences.options.seqLen));
-  let sum = 0;
+export function evaluateLoss(
+  model: LlamaModel,
+  sequences: SequenceSource,
+  options: { maxTokens: number; batchSize?: number },
+): { loss: number; perplexity: number; accuracy: number; tokens: number } {
+  const maxSequences = Math.max(1, Math.ceil(options.maxTokens / sequences.seqLen));
+  let lossSum = 0;
+  let correct = 0;
   let tokens = 0;
   for (const batch of sequentialBatches(sequences, options.batchSize ?? 8, maxSequences)) {
-    const n = countedTokens(batch);
-    const mean = tf.tidy(() => {
+    const [sum, hits] = tf.tidy(() => {
       const { inputs, targets, mask } = batchTensors(batch);
-      return model.loss(inputs, { targets, mask }).dataSync()[0] as number;
-    });
-    sum += mean * n;
-    tokens += n;
+      const logits = model.logits(inputs);
+      const weights = tf.mul(tf.cast(tf.notEqual(targets, IGNORE_INDEX), 'float32'), mask);
+      const losses = tokenCrossEntropy(logits, targets, IGNORE_INDEX);
+      const right = tf.cast(tf.equal(tf.argMax(logits, -1), targets), 'float32');
+      return tf.stack([tf.sum(tf.mul(losses, weights)), tf.sum(tf.mul(right, weights))]).dataSync();
+    }) as Float32Array;
+    lossSum += sum as number;
+    correct += hits as number;
+    tokens += countedTokens(batch);
   }
-  const loss = tokens > 0 ? sum / tokens : NaN;
-  return { loss, perplexity: Math.exp(loss), tokens };
+  const loss = tokens > 0 ? lossSum / tokens : NaN;
+  return { loss, perplexity: Math.exp(loss), accuracy: tokens > 0 ? correct / tokens : NaN, tokens };
 }

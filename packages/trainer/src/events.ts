@@ -20,6 +20,8 @@ export interface EvalEvent {
   step: number;
   loss: number;
   perplexity: number;
+  /** Share of counted positions where the most likely token is the target. */
+  accuracy: number;
   tokens: number;
 }
 

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { sequentialBatches, type Batch, type BatchIterator, type SequenceSet } from '@deepen/data';
+import { sequentialBatches, type Batch, type BatchIterator, type SequenceSource } from '@deepen/data';
 import { batchTensors, countedTokens, evaluateLoss } from './evaluate.js';
 import { saveCheckpoint, serializeSafetensors, trainingFlopsPerToken, type LlamaModel } from '@deepen/models';
 import { CHECKPOINTS_DIR, OPTIMIZER_FILE, TRAINER_STATE_FILE, checkpointName, pruneCheckpoints, type TrainerState } from './checkpoints.js';
@@ -45,7 +45,7 @@ export interface TrainOptions {
 export interface TrainInputs {
   model: LlamaModel;
   train: BatchIterator;
-  validation?: SequenceSet | null;
+  validation?: SequenceSource | null;
   /** To continue a run: the state and optimizer tensors from loadTrainingState. */
   resume?: { state: TrainerState; optimizerTensors: Map<string, { shape: number[]; values: Float32Array }>; dir: string };
 }
@@ -80,7 +80,7 @@ export class Trainer extends Emitter<TrainerEvents> {
   private readonly opts: Required<Omit<TrainOptions, 'outDir' | 'files' | 'runConfig'>> & Pick<TrainOptions, 'outDir' | 'files' | 'runConfig'>;
   private readonly model: LlamaModel;
   private readonly train: BatchIterator;
-  private readonly validation: SequenceSet | null;
+  private readonly validation: SequenceSource | null;
   private diagnosticBatch: Batch | null = null;
 
   constructor(inputs: TrainInputs, options: TrainOptions) {
@@ -187,7 +187,7 @@ export class Trainer extends Emitter<TrainerEvents> {
     return bad < 0 ? null : (layers[bad] as number);
   }
 
-  /** Mean loss and perplexity on up to evalTokens validation tokens (same sequences every time). */
+  /** Mean loss, perplexity and token accuracy on up to evalTokens validation tokens (same sequences every time). */
   evaluate(): EvalEvent | null {
     if (!this.validation || this.validation.count === 0) return null;
     return { step: this.step, ...evaluateLoss(this.model, this.validation, { maxTokens: this.opts.evalTokens, batchSize: this.opts.evalBatchSize }) };

@@ -1,0 +1,95 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BlobStore } from './blobs.js';
+import type { ServiceContext } from './context.js';
+import { dispatcher } from './http/dispatch.js';
+import { InferenceClient } from './inference.js';
+import type { ApiKeys } from './keys.js';
+import { ModelRegistry, type BaseModel } from './models.js';
+import { openApiDocument } from './openapi.js';
+import { fileRoutes } from './routes/files.js';
+import { jobRoutes } from './routes/jobs.js';
+import { modelRoutes } from './routes/models.js';
+import { systemRoutes } from './routes/system.js';
+import { Scheduler } from './scheduler.js';
+import { SqliteStore } from './store/sqlite.js';
+
+export interface ServiceOptions {
+  host: string;
+  port: number;
+  dataDir: string;
+  keys: ApiKeys;
+  baseModels: BaseModel[];
+  concurrency: number;
+  /** TensorFlow.js engine request for the worker processes. */
+  engine: string;
+  maxBodyBytes: number;
+  maxUploadBytes: number;
+  completionTimeoutMs: number;
+  stopGraceMs: number;
+  version: string;
+  log: (line: string) => void;
+  /** Log every request (the access log). */
+  accessLog: boolean;
+}
+
+export interface RunningService {
+  url: string;
+  server: Server;
+  scheduler: Scheduler;
+  /** Stops accepting requests, lets running jobs checkpoint and pause, closes the database. */
+  close(): Promise<void>;
+}
+
+/** The data directory's layout. */
+export const dataPaths = (dataDir: string) => ({
+  database: join(dataDir, 'finetune.db'),
+  files: join(dataDir, 'files'),
+  jobs: join(dataDir, 'jobs'),
+  models: join(dataDir, 'models'),
+  keys: join(dataDir, 'api-keys.json'),
+});
+
+const workerEntry = (name: string) => fileURLToPath(new URL(`./worker/${name}.js`, import.meta.url));
+
+export async function startService(o: ServiceOptions): Promise<RunningService> {
+  const paths = dataPaths(o.dataDir);
+  const store = new SqliteStore(paths.database);
+  const blobs = new BlobStore(paths.files);
+  const models = new ModelRegistry(o.baseModels, store);
+  const scheduler = new Scheduler({ store, blobs, models, jobsDir: paths.jobs, workerPath: workerEntry('train'), engine: o.engine, concurrency: o.concurrency, stopGraceMs: o.stopGraceMs, log: o.log });
+  const inference = new InferenceClient({ workerPath: workerEntry('inference'), engine: o.engine, timeoutMs: o.completionTimeoutMs, log: o.log });
+  let accepting = true;
+  const ctx: ServiceContext = { store, blobs, models, scheduler, inference, maxUploadBytes: o.maxUploadBytes, accepting: () => accepting };
+  let document: unknown = null;
+  const routes = [...fileRoutes(ctx), ...jobRoutes(ctx), ...modelRoutes(ctx)];
+  routes.push(...systemRoutes(ctx, () => (document ??= openApiDocument(routes, { version: o.version }))));
+
+  await scheduler.start();
+  const server = createServer(dispatcher({ routes, keys: o.keys, maxBodyBytes: o.maxBodyBytes, log: o.accessLog ? o.log : () => {} }));
+  // Large uploads on slow links need longer than Node's 5-minute default to arrive.
+  server.requestTimeout = 60 * 60 * 1000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    url: `http://${host}:${address.port}`,
+    server,
+    scheduler,
+    async close() {
+      accepting = false;
+      const closed = new Promise((resolve) => server.close(resolve));
+      server.closeIdleConnections();
+      await scheduler.shutdown();
+      inference.close();
+      server.closeAllConnections();
+      await closed;
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,54 @@
+import type { ChatMessage } from '@deepen/data';
+import type { CheckpointMetrics, Hyperparameters } from '../store/types.js';
+
+/** What a training worker is told to do (written to <job>/spec.json before it starts). */
+export interface TrainingSpec {
+  jobId: string;
+  /** The base model's checkpoint folder. */
+  baseModelDir: string;
+  trainingFile: string;
+  validationFile: string | null;
+  hyperparameters: Hyperparameters;
+  seed: number;
+  /** Trainer output: checkpoints go to <runDir>/checkpoints/step-N. */
+  runDir: string;
+  /** Where the finished model is written. */
+  modelDir: string;
+  /** TensorFlow.js engine request ('auto', 'wasm', ...). */
+  engine: string;
+}
+
+export interface CheckpointReport {
+  step: number;
+  dir: string;
+  metrics: CheckpointMetrics;
+}
+
+/** Messages from a training worker to the service. */
+export type TrainingMessage =
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string; data?: Record<string, unknown> }
+  | { type: 'step'; step: number; totalSteps: number; epoch: number; loss: number; lr: number; tokens: number; tokensPerSecond: number }
+  | { type: 'validation'; step: number; epoch: number; loss: number; accuracy: number; tokens: number }
+  | { type: 'checkpoint'; checkpoint: CheckpointReport }
+  /** Checkpoints found on disk when a job resumes (some may predate a crash). */
+  | { type: 'checkpoints'; checkpoints: CheckpointReport[] }
+  | { type: 'succeeded'; trainedTokens: number; modelDir: string; step: number }
+  | { type: 'stopped'; step: number; checkpoint: CheckpointReport | null }
+  | { type: 'failed'; code: string; message: string };
+
+/** Messages from the service to a training worker. */
+export type TrainingCommand = { type: 'stop' };
+
+export interface CompletionJob {
+  id: number;
+  modelDir: string;
+  input: { kind: 'text'; prompt: string } | { kind: 'chat'; messages: ChatMessage[] };
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  seed: number;
+}
+
+export type CompletionOutcome =
+  | { id: number; ok: true; text: string; promptTokens: number; completionTokens: number; finishReason: 'stop' | 'length' }
+  | { id: number; ok: false; status: number; message: string; param: string | null; code: string };

@@ -1,0 +1,212 @@
+// The training process of one fine-tuning job, forked by the service. It reports through IPC
+// messages only; the service owns the database. Started again after a crash, it continues
+// from the newest checkpoint in the job's run folder.
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { initBackend } from '@deepen/backend';
+import { BatchIterator, encodeSftRecord, SftSequences, Tokenizer } from '@deepen/data';
+import { loadCheckpoint, saveCheckpoint, type LlamaModel } from '@deepen/models';
+import { CHECKPOINTS_DIR, listCheckpoints, loadTrainingState, Trainer, TrainingDivergedError, type EvalEvent, type LoadedTrainingState, type StepEvent } from '@deepen/trainer';
+import { stepsPerEpoch } from '../plan.js';
+import { readTrainingFile, TrainingFileError } from '../training-file.js';
+import type { CheckpointReport, TrainingCommand, TrainingMessage, TrainingSpec } from './protocol.js';
+
+const TOKENIZER_FILE = 'tokenizer.json';
+
+function send(message: TrainingMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.connected) return resolve();
+    process.send!(message, undefined, {}, () => resolve());
+  });
+}
+
+const log = (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) => send({ type: 'log', level, message, ...(data ? { data } : {}) });
+
+/** A job failure with the code the job's error carries. */
+class JobFailure extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Reads and encodes a training file into masked sequences, reporting what truncation did. */
+async function examplesOf(path: string, tokenizer: Tokenizer, maxSeqLen: number, label: 'training' | 'validation', report: boolean): Promise<SftSequences> {
+  const lines: number[] = [];
+  const encoded = [];
+  try {
+    for await (const { line, record } of readTrainingFile(path)) {
+      lines.push(line);
+      encoded.push(encodeSftRecord(tokenizer, record));
+    }
+  } catch (error) {
+    if (error instanceof TrainingFileError) throw new JobFailure(`invalid_${label}_file`, `${label} file, ${error.message}`);
+    throw error;
+  }
+  const pad = tokenizer.special.pad ?? (tokenizer.special.eos as number);
+  const set = new SftSequences(encoded, { maxSeqLen, pad });
+  if (set.untrained.length === set.count) {
+    throw new JobFailure(`invalid_${label}_file`, `no ${label} example keeps a completion token within max_seq_len (${maxSeqLen} tokens); raise hyperparameters.max_seq_len or shorten the prompts`);
+  }
+  if (report && set.truncated.length > 0) {
+    const longest = set.truncated.reduce((a, i) => ((set.lengths[i] as number) > (set.lengths[a] as number) ? i : a));
+    await log('warn', `${set.truncated.length} of ${set.count} ${label} examples are longer than max_seq_len (${maxSeqLen} tokens) and were cut at the end; the longest has ${set.lengths[longest]} tokens (line ${lines[longest]}).`, {
+      file: label,
+      truncated: set.truncated.length,
+      examples: set.count,
+      max_seq_len: maxSeqLen,
+      lines: set.truncated.slice(0, 100).map((i) => lines[i]),
+    });
+  }
+  if (report && set.untrained.length > 0) {
+    await log('warn', `${set.untrained.length} ${label} examples have no completion token left within max_seq_len (${maxSeqLen} tokens) and add nothing to the loss (first: line ${lines[set.untrained[0] as number]}).`, {
+      file: label,
+      untrained: set.untrained.length,
+      lines: set.untrained.slice(0, 100).map((i) => lines[i]),
+    });
+  }
+  return set;
+}
+
+/** A checkpoint's metrics, from the run's history (steps and evaluations up to it). */
+function checkpointReport(step: number, dir: string, perEpoch: number, history: { steps: StepEvent[]; evals: EvalEvent[] }): CheckpointReport {
+  const loss = history.steps.find((s) => s.step === step)?.loss ?? NaN;
+  const evaluation = history.evals.find((e) => e.step === step) ?? null;
+  return {
+    step,
+    dir,
+    metrics: { step, epoch: Math.ceil(step / perEpoch), train_loss: loss, valid_loss: evaluation?.loss ?? null, valid_mean_token_accuracy: evaluation?.accuracy ?? null },
+  };
+}
+
+async function run(spec: TrainingSpec, stop: { requested: boolean; trainer: Trainer | null }): Promise<void> {
+  const engine = await initBackend({ engine: spec.engine, engineSource: 'the service --backend flag' });
+  await log('info', `Training on the ${engine.engine} engine (${engine.device}, ${engine.threads} thread${engine.threads === 1 ? '' : 's'}).`, { engine: engine.engine, device: engine.device });
+
+  const hp = spec.hyperparameters;
+  let resume: LoadedTrainingState | null = null;
+  if (listCheckpoints(spec.runDir).length > 0) {
+    // A checkpoint being written when the service was killed is an unfinished temporary folder.
+    const dir = join(spec.runDir, CHECKPOINTS_DIR);
+    for (const name of readdirSync(dir)) if (name.startsWith('.')) rmSync(join(dir, name), { recursive: true, force: true });
+    resume = loadTrainingState(spec.runDir);
+  }
+  const source = resume ? resume.dir : spec.baseModelDir;
+  const tokenizer = Tokenizer.fromFile(join(source, TOKENIZER_FILE));
+  const model: LlamaModel = resume ? resume.model : loadCheckpoint(spec.baseModelDir);
+  try {
+    const train = await examplesOf(spec.trainingFile, tokenizer, hp.max_seq_len, 'training', !resume);
+    const validation = spec.validationFile === null ? null : await examplesOf(spec.validationFile, tokenizer, hp.max_seq_len, 'validation', !resume);
+    const perEpoch = stepsPerEpoch(train.count, hp.batch_size);
+    const totalSteps = hp.n_epochs * perEpoch;
+    if (resume) {
+      await send({ type: 'checkpoints', checkpoints: listCheckpoints(spec.runDir).map((dir) => checkpointReport(Number(/step-(\d+)$/.exec(dir)![1]), dir, perEpoch, resume!.state.history)) });
+      await log('info', `Resuming from the checkpoint at step ${resume.state.step} of ${totalSteps}.`, { step: resume.state.step, total_steps: totalSteps });
+    } else {
+      await log(
+        'info',
+        `Fine-tuning on ${train.count} examples (${train.tokensPerEpoch} trained tokens per epoch${validation ? `; ${validation.count} validation examples` : ''}): ` +
+          `${hp.n_epochs} epochs of ${perEpoch} steps, batch ${hp.batch_size}, sequences of ${train.seqLen} tokens.`,
+        { examples: train.count, trained_tokens_per_epoch: train.tokensPerEpoch, steps_per_epoch: perEpoch, total_steps: totalSteps, seq_len: train.seqLen },
+      );
+    }
+    if (stop.requested) {
+      await send({ type: 'stopped', step: resume?.state.step ?? 0, checkpoint: null });
+      return;
+    }
+
+    const trainer = new Trainer(
+      {
+        model,
+        train: new BatchIterator(train, hp.batch_size, { seed: spec.seed, ...(resume ? { state: resume.state.loader } : {}) }),
+        validation,
+        ...(resume ? { resume } : {}),
+      },
+      {
+        steps: totalSteps,
+        lr: hp.learning_rate,
+        schedule: 'linear',
+        warmup: hp.warmup,
+        minLrRatio: 0,
+        optimizer: 'adamw',
+        weightDecay: 0,
+        gradClip: 1,
+        evalEvery: perEpoch,
+        evalTokens: validation ? validation.count * validation.seqLen : 1,
+        evalBatchSize: hp.batch_size,
+        saveEvery: perEpoch,
+        // Every epoch's checkpoint stays (each is a model users can try), plus stop checkpoints.
+        keepLast: hp.n_epochs + 2,
+        outDir: spec.runDir,
+        files: { [TOKENIZER_FILE]: tokenizer.serialize() },
+        runConfig: { job: spec.jobId, hyperparameters: hp, seed: spec.seed },
+      },
+    );
+    stop.trainer = trainer;
+    if (stop.requested) trainer.requestStop();
+    const pending: Array<Promise<void>> = [];
+    trainer.on('step', (e) => {
+      pending.push(send({ type: 'step', step: e.step, totalSteps: e.totalSteps, epoch: Math.ceil(e.step / perEpoch), loss: e.loss, lr: e.lr, tokens: e.tokens, tokensPerSecond: e.tokensPerSecond }));
+    });
+    trainer.on('eval', (e) => {
+      pending.push(send({ type: 'validation', step: e.step, epoch: Math.ceil(e.step / perEpoch), loss: e.loss, accuracy: e.accuracy, tokens: e.tokens }));
+    });
+    trainer.on('checkpoint', (e) => {
+      pending.push(send({ type: 'checkpoint', checkpoint: checkpointReport(e.step, e.dir, perEpoch, trainer.history) }));
+    });
+    try {
+      const result = await trainer.run();
+      await Promise.all(pending);
+      if (result.reason === 'interrupted') {
+        await send({ type: 'stopped', step: result.step, checkpoint: result.checkpoint ? checkpointReport(result.step, result.checkpoint, perEpoch, trainer.history) : null });
+        return;
+      }
+      // The model users generate from: weights, config and tokenizer, without optimizer state.
+      await saveCheckpoint(model, spec.modelDir, { files: { [TOKENIZER_FILE]: tokenizer.serialize() } });
+      const trainedTokens = trainer.history.steps.reduce((n, s) => n + s.tokens, 0);
+      await send({ type: 'succeeded', trainedTokens, modelDir: spec.modelDir, step: result.step });
+    } finally {
+      trainer.dispose();
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+async function main(): Promise<number> {
+  const specPath = process.argv[2];
+  if (!specPath || !process.send) {
+    process.stderr.write('finetune training worker: started by the service (child_process.fork with a spec path)\n');
+    return 2;
+  }
+  const spec = JSON.parse(readFileSync(specPath, 'utf8')) as TrainingSpec;
+  const stop: { requested: boolean; trainer: Trainer | null } = { requested: false, trainer: null };
+  process.on('message', (message: TrainingCommand) => {
+    if (message?.type !== 'stop') return;
+    stop.requested = true;
+    stop.trainer?.requestStop();
+  });
+  // The service is gone (killed or crashed): stop now. When it starts again it resumes this
+  // job from its newest checkpoint, which every write keeps complete.
+  process.on('disconnect', () => process.exit(0));
+  try {
+    await run(spec, stop);
+    return 0;
+  } catch (error) {
+    const failure =
+      error instanceof JobFailure
+        ? error
+        : error instanceof TrainingDivergedError
+          ? new JobFailure('training_diverged', error.message)
+          : new JobFailure('training_error', (error as Error)?.message ?? String(error));
+    if (!(error instanceof JobFailure)) process.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`);
+    await send({ type: 'failed', code: failure.code, message: failure.message });
+    return 1;
+  }
+}
+
+const code = await main();
+if (process.connected) process.disconnect();
+process.exit(code);

@@ -1,0 +1,82 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, client, makeBaseModel, startService, tempDir, type ServiceProcess } from './helpers.js';
+
+let base: string;
+
+beforeAll(async () => {
+  base = await makeBaseModel(join(tempDir('cli-model'), 'tiny'));
+});
+
+/** Runs the CLI to completion (for the cases that exit before listening). */
+function run(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [CLI, '--port', '0', ...args], { env: { ...process.env, DEEPEN_BACKEND: '', ...env }, encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('finetune-service command line', () => {
+  it('prints help', () => {
+    const r = run(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^The deepen fine-tuning service/);
+    expect(r.stdout).toMatch(/--concurrency N\s+jobs trained at the same time/);
+  });
+
+  const usage: Array<[string[], Record<string, string>, RegExp]> = [
+    [['--prot', '1'], {}, /unknown flag --prot/],
+    [['--concurrency', '0'], {}, /--concurrency must be at least 1, got 0/],
+    [['--backend', 'tpu'], {}, /--backend: unknown engine 'tpu'/],
+    [[], { FINETUNE_CONCURRENCY: 'many' }, /FINETUNE_CONCURRENCY must be a number, got 'many'/],
+    [[], { DEEPEN_BACKEND: 'tpu' }, /DEEPEN_BACKEND: unknown engine 'tpu'/],
+  ];
+  for (const [args, env, message] of usage) {
+    it(`exits 2 on ${[...args, ...Object.entries(env).map(([k, v]) => `${k}=${v}`)].join(' ')}`, () => {
+      const r = run(['--data-dir', tempDir('cli'), ...args], env);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+    });
+  }
+
+  it('exits 1 naming a bad model folder or keys file, and touches nothing', () => {
+    const dataDir = tempDir('cli');
+    const notAModel = join(dataDir, 'empty');
+    mkdirSync(notAModel);
+    let r = run(['--data-dir', dataDir, '--model', `x=${notAModel}`], { FINETUNE_API_KEYS: 'a:sk-0123456789abcdef' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/empty: not a checkpoint folder \(no config\.json\) nor a training run with checkpoints\//);
+    r = run(['--data-dir', dataDir, '--model', `../x=${base}`]);
+    expect(r.stderr).toMatch(/model name '\.\.\/x' must be 1-64 letters/);
+    r = run(['--data-dir', dataDir, '--keys-file', join(dataDir, 'nope.json')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/nope\.json: keys file not found/);
+    writeFileSync(join(dataDir, 'keys.json'), '{"keys": [{"tenant": "a", "key": "short"}]}');
+    r = run(['--data-dir', dataDir, '--keys-file', join(dataDir, 'keys.json')]);
+    expect(r.stderr).toMatch(/keys\[0\]: key must be a string of at least 16 characters/);
+    expect(readdirSync(dataDir).sort()).toEqual(['empty', 'keys.json']);
+  });
+
+  describe('a first start without keys', () => {
+    let service: ServiceProcess;
+    let dataDir: string;
+    beforeAll(async () => {
+      dataDir = tempDir('cli-first');
+      mkdirSync(join(dataDir, 'models', 'broken'), { recursive: true });
+      service = await startService(dataDir, { args: ['--model', `tiny=${base}`] });
+    });
+    afterAll(async () => {
+      expect(await service.stop()).toBe(0);
+    });
+
+    it('creates a private keys file with one working key and says where', async () => {
+      const path = join(dataDir, 'api-keys.json');
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      const { keys } = JSON.parse(readFileSync(path, 'utf8'));
+      expect(service.output()).toContain(`created ${path} with a key for tenant 'default':\n  ${keys[0].key}\n`);
+      expect(service.output()).toMatch(/warning: models: skipping .*broken: not a checkpoint folder/);
+      const models = await client(service.url, keys[0].key).get('/v1/models');
+      expect(models.body.data.map((m: { id: string }) => m.id)).toEqual(['tiny']);
+    });
+  });
+});

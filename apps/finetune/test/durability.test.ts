@@ -1,0 +1,143 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FineTuningJob, JobCheckpointList } from '../src/schemas.js';
+import { allEvents, client, COLORS, finished, jsonl, keysFile, makeBaseModel, readSse, startService, tempDir, waitForEvent, waitForJob, type Client, type Json, type ServiceProcess } from './helpers.js';
+
+let dataDir: string;
+let key: string;
+let service: ServiceProcess;
+let api: Client;
+let trainingFile: string;
+
+const HYPERPARAMETERS = { n_epochs: 40, batch_size: 2, learning_rate: 2e-2, warmup: 3 };
+
+const start = async () => {
+  service = await startService(dataDir, { args: ['--keys-file', join(dataDir, 'keys.json')] });
+  api = client(service.url, key);
+};
+
+beforeAll(async () => {
+  dataDir = tempDir('durable');
+  await makeBaseModel(join(dataDir, 'models', 'tiny-lns'));
+  key = keysFile(join(dataDir, 'keys.json'), ['acme']).acme!;
+  await start();
+  trainingFile = (await api.upload(jsonl(COLORS))).body.id;
+});
+
+afterAll(async () => {
+  await service.stop();
+});
+
+/** Training loss per step; a step trained twice (before and after a crash) counts as last trained. */
+const lossesByStep = (events: Json[]) => {
+  const losses = new Map<number, number>();
+  for (const e of events) if (e.type === 'metrics' && e.data.train_loss !== undefined) losses.set(e.data.step, e.data.train_loss);
+  return [...losses.entries()].sort((a, b) => a[0] - b[0]).map(([, loss]) => loss);
+};
+
+/** Processes whose command line names this job (its training worker). */
+const workersOf = (jobId: string) =>
+  readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(jobId);
+      } catch {
+        return false;
+      }
+    });
+
+describe('durability', () => {
+  it('resumes a job after the service is killed with SIGKILL, with the loss curve of an uninterrupted run', async () => {
+    const create = async () => {
+      const r = await api.post('/v1/fine_tuning/jobs', { model: 'tiny-lns', training_file: trainingFile, hyperparameters: HYPERPARAMETERS, seed: 3 });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      return FineTuningJob.parse(r.body);
+    };
+    const reference = await create();
+    expect((await waitForJob(api, reference.id, finished)).status).toBe('succeeded');
+    const referenceLosses = lossesByStep(await allEvents(api, reference.id));
+    expect(referenceLosses).toHaveLength(120);
+
+    const job = await create();
+    // Kill the service as soon as the job has a checkpoint past its first epoch.
+    await waitForEvent(service.url, key, job.id, (e) => e.message.startsWith('Checkpoint saved') && e.data.step >= 6);
+    await service.kill();
+    // The orphaned worker notices the service is gone and stops too.
+    for (let i = 0; i < 100 && workersOf(job.id).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(workersOf(job.id)).toEqual([]);
+
+    await start();
+    const before = (await api.get(`/v1/fine_tuning/jobs/${job.id}`)).body;
+    expect(['queued', 'running']).toContain(before.status);
+    const done = await waitForJob(api, job.id, finished);
+    expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
+    const events = await allEvents(api, job.id);
+    const messages = events.map((e) => e.message);
+    expect(messages).toContain('The service stopped while this job was running; it continues from its last checkpoint.');
+    const resumedAt = Number(/^Resuming from the checkpoint at step (\d+) of 120\.$/.exec(messages.find((m: string) => m.startsWith('Resuming'))!)![1]);
+    expect(resumedAt).toBeGreaterThanOrEqual(6);
+    expect(resumedAt).toBeLessThan(120);
+    // Exact resume: the same loss at every step as the job that was never interrupted.
+    expect(lossesByStep(events)).toEqual(referenceLosses);
+    const checkpoints = JobCheckpointList.parse((await api.get(`/v1/fine_tuning/jobs/${job.id}/checkpoints?limit=100`)).body);
+    expect(checkpoints.data.map((c) => c.step_number).sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => 3 * (i + 1)));
+    // Nothing acknowledged before the kill is gone: the file, both jobs, the early events.
+    expect((await api.get('/v1/files')).body.data.map((f: Json) => f.id)).toEqual([trainingFile]);
+    expect((await api.get('/v1/fine_tuning/jobs')).body.data.map((j: Json) => j.id)).toEqual([job.id, reference.id]);
+    expect(messages[0]).toBe(`Created fine-tuning job ${job.id}.`);
+  });
+
+  it('cancels a running job within seconds, keeping its last checkpoint; a queued one at once', async () => {
+    const long = FineTuningJob.parse((await api.post('/v1/fine_tuning/jobs', { model: 'tiny-lns', training_file: trainingFile, hyperparameters: { ...HYPERPARAMETERS, n_epochs: 100 } })).body);
+    const queued = FineTuningJob.parse((await api.post('/v1/fine_tuning/jobs', { model: 'tiny-lns', training_file: trainingFile })).body);
+    await waitForJob(api, long.id, (j) => j.status === 'running');
+    await waitForJob(api, queued.id, (j) => j.status === 'queued'); // one job at a time by default
+
+    const cancelledQueued = await api.post(`/v1/fine_tuning/jobs/${queued.id}/cancel`);
+    expect(cancelledQueued.status).toBe(200);
+    expect(cancelledQueued.body).toMatchObject({ status: 'cancelled', fine_tuned_model: null });
+
+    // Let it train a little, then cancel; the event stream ends once the worker has stopped.
+    await waitForEvent(service.url, key, long.id, (e) => e.data?.step === 10);
+    const cancelled = await api.post(`/v1/fine_tuning/jobs/${long.id}/cancel`);
+    expect(cancelled.body.status).toBe('cancelled');
+    const requested = Date.now();
+    const stream = await readSse(`${service.url}/v1/fine_tuning/jobs/${long.id}/events?stream=true`, { authorization: `Bearer ${key}` }, { timeoutMs: 30_000 });
+    expect(stream.frames.at(-1)!.data).toBe('[DONE]');
+    expect(Date.now() - requested).toBeLessThan(10_000);
+    const job = (await api.get(`/v1/fine_tuning/jobs/${long.id}`)).body;
+    expect(job).toMatchObject({ status: 'cancelled', fine_tuned_model: null });
+    const events = await allEvents(api, long.id);
+    const stopped = events.find((e) => e.message.startsWith('Training stopped at step'));
+    expect(stopped.message).toMatch(/^Training stopped at step (\d+); the checkpoint at step \1 is kept\.$/);
+    const step = stopped.data.step;
+    expect(step).toBeGreaterThanOrEqual(10);
+    expect(step).toBeLessThan(300);
+    const checkpoints = JobCheckpointList.parse((await api.get(`/v1/fine_tuning/jobs/${long.id}/checkpoints`)).body);
+    expect(checkpoints.data[0]!.step_number).toBe(step);
+    // The kept checkpoint is a model one can try.
+    const tried = await api.post('/v1/completions', { model: checkpoints.data[0]!.fine_tuned_model_checkpoint, prompt: 'Snow is', max_tokens: 3, temperature: 0 });
+    expect(tried.status, JSON.stringify(tried.body)).toBe(200);
+    expect(workersOf(long.id)).toEqual([]);
+
+    const again = await api.post(`/v1/fine_tuning/jobs/${long.id}/cancel`);
+    expect(again.status).toBe(409);
+    expect(again.body.error).toMatchObject({ code: 'job_not_cancellable', type: 'conflict_error' });
+    expect(again.body.error.message).toMatch(/has already been cancelled/);
+    expect((await api.get(`/v1/fine_tuning/jobs/${queued.id}`)).body.status).toBe('cancelled');
+  });
+
+  it('pauses running jobs on SIGTERM and resumes them at the next start', async () => {
+    const job = FineTuningJob.parse((await api.post('/v1/fine_tuning/jobs', { model: 'tiny-lns', training_file: trainingFile, hyperparameters: { ...HYPERPARAMETERS, n_epochs: 60 } })).body);
+    await waitForEvent(service.url, key, job.id, (e) => e.data?.step === 5);
+    expect(await service.stop()).toBe(0);
+    await start();
+    const done = await waitForJob(api, job.id, finished);
+    expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
+    const messages = (await allEvents(api, job.id)).map((e) => e.message);
+    expect(messages.some((m) => /^The service is shutting down: paused at step \d+; the job continues when the service starts again\.$/.test(m))).toBe(true);
+    expect(messages.some((m) => m.startsWith('Resuming from the checkpoint at step'))).toBe(true);
+  });
+});

@@ -84,7 +84,7 @@ function summarise(output) {
 
 function main() {
   if (process.env.DEEPEN_NATIVE === '0') {
-    writeStatus({ ok: false, reason: 'build skipped because DEEPEN_NATIVE=0' });
+    writeStatus({ ok: false, expected: true, reason: 'build skipped because DEEPEN_NATIVE=0' });
     log('skipped (DEEPEN_NATIVE=0)');
     return 0;
   }
@@ -95,7 +95,8 @@ function main() {
   }
   const missing = missingPrerequisite();
   if (missing) {
-    writeStatus({ ok: false, reason: missing, sourceHash: hash });
+    // Expected on machines without the toolchain: deepen runs without the native engine there.
+    writeStatus({ ok: false, expected: true, reason: missing, sourceHash: hash });
     log(`not built: ${missing}; deepen will use the next engine (wasm)`);
     return 0;
   }
@@ -117,7 +118,8 @@ function main() {
     const detail = result.error ? String(result.error.message) : summarise(output);
     // A half-built binary must never be loaded: remove it with the failed build.
     rmSync(binaryPath, { force: true });
-    writeStatus({ ok: false, reason: `node-gyp build failed: ${detail.split('\n')[0]}`, detail, sourceHash: hash });
+    // Not expected: the toolchain is there, so this is a bug (deepen's or the toolchain's).
+    writeStatus({ ok: false, expected: false, reason: `node-gyp build failed: ${detail.split('\n')[0]}`, detail, sourceHash: hash });
     log(`build failed; deepen will use the next engine (wasm). Details:\n${detail}`);
     return strict ? 1 : 0;
   }

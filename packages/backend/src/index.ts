@@ -9,7 +9,7 @@ export { prepareEngine, scatterAddSegments, originalKernel } from './kernels/ind
 export type { PreparedKernels } from './kernels/index.js';
 export { Rng, randomNormal, randomUniform } from './random.js';
 export type { RngState } from './random.js';
-export { liveTensorCount, assertNoLeaks, TensorCountWatch, TensorLeakError } from './leaks.js';
+export { liveTensorCount, assertNoLeaks, TensorCountWatch, TensorLeakError, tidyValues } from './leaks.js';
 export type { LeakCheckOptions } from './leaks.js';
 export {
   float32ToBf16Bits,
@@ -24,7 +24,8 @@ export {
 export { writeFileAtomic, writeDirAtomic } from './atomic-fs.js';
 export { profileKernels, formatKernelProfile } from './profile.js';
 export type { KernelProfile, KernelTime } from './profile.js';
-export { NATIVE_BACKEND } from './native/backend.js';
+export { NATIVE_BACKEND, nativeEngineStatus } from './native/backend.js';
+export type { NativeEngineStatus } from './native/backend.js';
 export { FUSED_KERNELS, hasFused, fusedCrossEntropy, fusedRmsNorm, fusedSwiGlu, fusedRope, fusedAttention, fusedAdam } from './fused/index.js';
 export type { FusedOp, AdamStep } from './fused/index.js';
 export { parseFlags, helpText, UsageError } from './flags.js';

@@ -1,4 +1,4 @@
-import { memory } from '@tensorflow/tfjs';
+import { memory, tidy, type Tensor } from '@tensorflow/tfjs';
 
 /** Live tensors in the current engine. */
 export function liveTensorCount(): number {
@@ -71,5 +71,20 @@ export class TensorCountWatch {
       const where = iteration === undefined ? this.label : `${this.label}, iteration ${iteration}`;
       throw new TensorLeakError(where, this.baseline, now, 0);
     }
+  }
+}
+
+/**
+ * The values of a tensor computed inside a tidy scope, with every intermediate released.
+ * Returning `t.dataSync()` from tf.tidy itself looks the same but makes tfjs walk the
+ * returned array element by element in search of tensors: seconds for a vocabulary-sized
+ * array. Here tidy returns the tensor and the data is read after.
+ */
+export function tidyValues(work: () => Tensor): Float32Array | Int32Array | Uint8Array {
+  const result = tidy(work);
+  try {
+    return result.dataSync() as Float32Array | Int32Array | Uint8Array;
+  } finally {
+    result.dispose();
   }
 }

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LlamaModel } from '@deepen/models';
+import { tidyValues } from '@deepen/backend';
 
 export interface PerplexityOptions {
   /** Tokens per window (at most the model's context). */
@@ -59,15 +60,12 @@ export function slidingWindowPerplexity(model: LlamaModel, tokens: ArrayLike<num
         if (w.begin + t + 1 >= w.scoredFrom) targets[row * T + t] = tokens[w.begin + t + 1] as number;
       }
     });
-    const losses = tf.tidy(
-      () =>
-        model
-          .tokenLosses(tf.tensor2d(inputs, [group.length, T], 'int32'), {
-            targets: tf.tensor2d(targets, [group.length, T], 'int32'),
-            ...(options.skipLayers ? { skipLayers: options.skipLayers } : {}),
-          })
-          .dataSync() as Float32Array,
-    );
+    const losses = tidyValues(() =>
+      model.tokenLosses(tf.tensor2d(inputs, [group.length, T], 'int32'), {
+        targets: tf.tensor2d(targets, [group.length, T], 'int32'),
+        ...(options.skipLayers ? { skipLayers: options.skipLayers } : {}),
+      }),
+    ) as Float32Array;
     group.forEach((w, row) => {
       for (let t = 0; t < w.end - w.begin - 1; t++) {
         if (targets[row * T + t] === -100) continue;

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { writeDirAtomic } from '@deepen/backend';
+import { tidyValues, writeDirAtomic } from '@deepen/backend';
 import { configFromJson, configToJson, layerDepth, schemeOf, type LlamaConfig } from './config.js';
 import { LlamaModel, modelTensorShapes } from './model.js';
 import { BLOCK, LM_HEAD, isLinear, layerPrefix } from './names.js';
@@ -64,7 +64,7 @@ function checkpointTensors(model: LlamaModel, fold: boolean): NamedValues[] {
     const source = folded.get(name);
     if (isLinear(name)) {
       const [inDim, outDim] = variable.shape as [number, number];
-      const values = tf.tidy(() => tf.transpose(source ? tf.tensor2d(source, [inDim, outDim]) : variable).dataSync() as Float32Array);
+      const values = tidyValues(() => tf.transpose(source ? tf.tensor2d(source, [inDim, outDim]) : variable)) as Float32Array;
       out.push({ name, shape: [outDim, inDim], values });
     } else {
       out.push({ name, shape: variable.shape, values: source ?? (variable.dataSync() as Float32Array) });

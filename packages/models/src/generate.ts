@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '@deepen/backend';
+import { Rng, tidyValues } from '@deepen/backend';
 import { KVCache } from './kv-cache.js';
 import type { LlamaModel } from './model.js';
 
@@ -85,11 +85,11 @@ export function generate(model: LlamaModel, prompt: number[], options: GenerateO
   try {
     let feed = prompt;
     while (tokens.length < options.maxNewTokens) {
-      const last = tf.tidy(() => {
+      const last = tidyValues(() => {
         const logits = cache ? model.logits([feed], { cache }) : model.logits([sequence]);
         const T = logits.shape[1];
-        return tf.reshape(tf.slice(logits, [0, T - 1, 0], [1, 1, -1]), [-1]).dataSync() as Float32Array;
-      });
+        return tf.reshape(tf.slice(logits, [0, T - 1, 0], [1, 1, -1]), [-1]);
+      }) as Float32Array;
       const token = sampleToken(last, options, rng);
       tokens.push(token);
       sequence.push(token);

@@ -65,3 +65,16 @@ function register(): NativeRegistration {
   registerFusedGradients();
   return { binding, nativeKernels: names.sort() };
 }
+
+/** Whether the native engine can run here; when not, why, and whether that is by design. */
+export type NativeEngineStatus = { available: true } | { available: false; reason: string; expected: boolean };
+
+/**
+ * The native engine's state without starting it. `expected: true` means this machine cannot
+ * build it by design (no compiler or OpenBLAS, or DEEPEN_NATIVE=0); test suites skip their
+ * native cases only then, so a broken build never passes as a skipped one.
+ */
+export function nativeEngineStatus(): NativeEngineStatus {
+  const load = loadBinding();
+  return load.ok ? { available: true } : { available: false, reason: load.reason, expected: load.expected };
+}

@@ -55,7 +55,12 @@ export const REDUCE = { Sum: 0, Mean: 1, Max: 2, Min: 3, Prod: 4 } as const;
 /** The addon's ABI this TypeScript expects; a stale build with another one is not loaded. */
 const ABI_VERSION = 3;
 
-export type BindingLoad = { ok: true; binding: NativeBinding; path: string } | { ok: false; reason: string };
+/**
+ * The addon, or why there is none. `expected` is true when this machine cannot build it by
+ * design (no compiler, no OpenBLAS, DEEPEN_NATIVE=0) and false when it should have it (a
+ * failed compile, a missing or broken binary).
+ */
+export type BindingLoad = { ok: true; binding: NativeBinding; path: string } | { ok: false; reason: string; expected: boolean };
 
 const require = createRequire(import.meta.url);
 
@@ -82,23 +87,25 @@ export function loadBindingFrom(root: string): BindingLoad {
   const statusPath = join(root, 'native', 'build', 'status.json');
   if (!existsSync(path)) {
     let reason = 'the native addon was not built (run `pnpm rebuild @deepen/backend`, or `node native/build.mjs` in the package)';
+    let expected = false;
     try {
-      const status = JSON.parse(readFileSync(statusPath, 'utf8')) as { ok: boolean; reason?: string };
+      const status = JSON.parse(readFileSync(statusPath, 'utf8')) as { ok: boolean; reason?: string; expected?: boolean };
       if (!status.ok && status.reason) reason = `not built at install: ${status.reason}`;
+      expected = status.expected === true;
     } catch {
       // No status file: the install script never ran (e.g. installed with --ignore-scripts).
     }
-    return { ok: false, reason };
+    return { ok: false, reason, expected };
   }
   try {
     const binding = require(path) as NativeBinding;
     if (binding.abiVersion !== ABI_VERSION) {
-      return { ok: false, reason: `the native addon at ${path} is stale (ABI ${binding.abiVersion}, expected ${ABI_VERSION}); rebuild it with \`node native/build.mjs\`` };
+      return { ok: false, expected: false, reason: `the native addon at ${path} is stale (ABI ${binding.abiVersion}, expected ${ABI_VERSION}); rebuild it with \`node native/build.mjs\`` };
     }
     return { ok: true, binding, path };
   } catch (error) {
     // Typically a missing shared library (libopenblas.so.0) or a Node ABI mismatch.
     const message = String((error as Error).message ?? error).split('\n')[0];
-    return { ok: false, reason: `the native addon failed to load: ${message}` };
+    return { ok: false, expected: false, reason: `the native addon failed to load: ${message}` };
   }
 }

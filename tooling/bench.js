@@ -10,9 +10,13 @@
 /**
  * @typedef {object} BenchCase
  * @property {string} name
- * @property {() => unknown | Promise<unknown>} fn  one unit of work
+ * @property {() => unknown | Promise<unknown>} [fn]  one unit of work
+ * @property {() => Promise<{ medianMs: number, runs: number }>} [external]  instead of fn: work
+ *   timed elsewhere (another process, e.g. a PyTorch baseline), measured now, in this run
  * @property {number} [work]  amount of work per call (e.g. tokens), for a throughput column
  * @property {() => unknown | Promise<unknown>} [setup]  runs once before this case, untimed
+ * @property {number} [warmup]  overrides the comparison's warmup calls for this case
+ * @property {number} [minRuns]  overrides the comparison's minimum timed calls for this case
  */
 
 /**
@@ -28,13 +32,18 @@ const quick = process.env.DEEPEN_BENCH_QUICK === '1';
 /** @param {BenchCase} c @param {number} warmup @param {number} minTimeMs @param {number} minRuns */
 async function measure(c, warmup, minTimeMs, minRuns) {
   if (c.setup) await c.setup();
-  for (let i = 0; i < warmup; i++) await c.fn();
+  if (c.external) return c.external();
+  const fn = c.fn;
+  if (!fn) throw new Error(`bench case '${c.name}' has neither fn nor external`);
+  warmup = c.warmup ?? warmup;
+  minRuns = c.minRuns ?? minRuns;
+  for (let i = 0; i < warmup; i++) await fn();
   /** @type {number[]} */
   const times = [];
   const started = performance.now();
   while (times.length < minRuns || performance.now() - started < minTimeMs) {
     const t0 = performance.now();
-    await c.fn();
+    await fn();
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);

@@ -1,7 +1,13 @@
 export interface BenchCase {
   name: string;
   /** One unit of work. */
-  fn: () => unknown | Promise<unknown>;
+  fn?: () => unknown | Promise<unknown>;
+  /** Instead of fn: work timed elsewhere (another process, e.g. a PyTorch baseline), measured now, in this run. */
+  external?: () => Promise<{ medianMs: number; runs: number }>;
+  /** Overrides the comparison's warmup calls for this case. */
+  warmup?: number;
+  /** Overrides the comparison's minimum timed calls for this case. */
+  minRuns?: number;
   /** Amount of work per call (e.g. tokens), for a throughput column. */
   work?: number;
   /** Runs once before this case, untimed (e.g. switching engines). */

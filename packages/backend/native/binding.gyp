@@ -13,6 +13,7 @@
         "src/fused.cc",
         "src/layout.cc",
         "src/dispatch.cc",
+        "src/pool.cc",
         "src/isa_avx512.cc",
         "src/isa_avx2.cc",
         "src/isa_baseline.cc"
@@ -23,7 +24,8 @@
       # -O3 for auto-vectorisation at the baseline x86-64 level; the hottest loops carry
       # target_clones so AVX2 / AVX-512 machines get wider code without a machine-specific build.
       # No -ffast-math: NaN and infinity must survive so the trainer can detect divergence.
-      "cflags_cc": ["-O3", "-std=c++17", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_cc": ["-O3", "-std=c++17", "-pthread", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "ldflags": ["-pthread"],
       "libraries": ["-lopenblas"]
     }
   ]

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fusedAdam, fusedAttention, fusedCrossEntropy, fusedRmsNorm, fusedRope, fusedSwiGlu, hasFused } from '../src/fused/index.js';
 import { Rng } from '../src/random.js';
-import { expectClose, skipNative, skipReason, startNativeAndCpu } from './native-support.js';
+import { expectClose, nativeLoad, skipNative, skipReason, startNativeAndCpu } from './native-support.js';
 
 const rng = Rng.fromSeed(7);
 const normals = (n: number, scale = 1) => rng.fillNormal(new Float32Array(n), 0, scale);
@@ -201,6 +201,46 @@ describe.skipIf(skipNative)(`fused kernels on the native engine${skipReason ? ` 
       // the result, sets the tolerance.
       expectClose(m1!, expected.map((e) => e[1]!), 'm', 1e-5, 1e-7);
       expectClose(v1!, expected.map((e) => e[2]!), 'v', 1e-5, 1e-7);
+    }
+  });
+
+  it('give identical results on one thread and on several (inputs large enough to be split)', async () => {
+    if (!nativeLoad.ok) return;
+    await tf.setBackend('deepen-native');
+    const [N, V] = [300, 1000];
+    const logits = normals(N * V, 2);
+    const targets = Int32Array.from({ length: N }, () => rng.int(V));
+    const x = normals(2800 * 48);
+    const w = normals(48);
+    const big = normals(140_000);
+    const big2 = normals(140_000);
+    const rope = normals(64 * 16 * 32);
+    const tables = normals(16 * 32);
+    const everything = () =>
+      tf.tidy(() => {
+        const ce = tf.valueAndGrad((l: tf.Tensor) => tf.sum(fusedCrossEntropy(l as tf.Tensor2D, tf.tensor1d(targets, 'int32'), -100)))(tf.tensor2d(logits, [N, V]));
+        const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(fusedRmsNorm(a, b, 1e-6))))([tf.tensor2d(x, [2800, 48]), tf.tensor1d(w)]);
+        const [dg, du] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(fusedSwiGlu(a, b))))([tf.tensor1d(big), tf.tensor1d(big2)]);
+        const table = tf.tensor2d(tables, [16, 32]);
+        const r = fusedRope(tf.tensor3d(rope, [64, 16, 32]), table, table);
+        const adam = fusedAdam(tf.tensor1d(big), tf.tensor1d(big2), tf.tensor1d(big2), tf.tensor1d(big.map(Math.abs)), {
+          lr: 0.1, beta1: 0.9, beta2: 0.99, eps: 1e-8, correction1: 0.1, correction2: 0.01, decay: 0, decoupled: false,
+        });
+        return [ce.value, ce.grad, dx!, dw!, dg!, du!, r, tf.softmax(tf.tensor2d(logits, [N, V])), tf.exp(tf.tensor1d(big)), ...adam].map((t) => Array.from(t.dataSync()));
+      });
+    const threads = nativeLoad.binding.blasInfo().threads;
+    try {
+      nativeLoad.binding.setThreads(1);
+      const one = everything();
+      nativeLoad.binding.setThreads(2);
+      const two = everything();
+      one.forEach((values, i) => {
+        // The weight gradient of RMSNorm sums per-thread partial sums: equal up to rounding.
+        if (i === 3) expectClose(two[i]!, values, 'rmsNorm dw', 1e-5, 1e-5);
+        else expect(two[i], `output ${i}`).toEqual(values);
+      });
+    } finally {
+      nativeLoad.binding.setThreads(threads);
     }
   });
 

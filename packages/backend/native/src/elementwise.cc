@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "dispatch.h"
+#include "pool.h"
 
 namespace deepen {
 namespace {
@@ -111,7 +112,8 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
   DEEPEN_SPAN(float, x, 1);
   DEEPEN_SPAN(float, y, 2);
   DEEPEN_CHECK(info.Env(), x.length == y.length, "unary: input and output sizes differ");
-  isa().unary(op, x.data, y.data, x.length);
+  const Isa& impl = isa();
+  parallel_for(x.length, 1 << 16, [&](size_t begin, size_t end) { impl.unary(op, x.data + begin, y.data + begin, end - begin); });
   return info.Env().Undefined();
 }
 

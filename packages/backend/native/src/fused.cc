@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "dispatch.h"
+#include "pool.h"
 
 namespace deepen {
 namespace {
@@ -33,7 +34,12 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
       DEEPEN_THROW(env, RangeError, "cross-entropy: target " + std::to_string(t) + " at row " + std::to_string(r) + " is outside the vocabulary [0, " + std::to_string(V) + ")");
     }
   }
-  isa().cross_entropy_forward(logits.data, targets.data, size_t(rows), size_t(V), ignore, loss.data, lse.data);
+  const Isa& impl = isa();
+  // Rows split across the pool: each row is independent, and at vocabulary size the kernel is
+  // bound by memory bandwidth and page faults, which two cores serve better than one.
+  parallel_for(size_t(rows), size_t(std::max<int64_t>(1, 65536 / V)), [&](size_t begin, size_t end) {
+    impl.cross_entropy_forward(logits.data + begin * V, targets.data + begin, end - begin, size_t(V), ignore, loss.data + begin, lse.data + begin);
+  });
   return env.Undefined();
 }
 
@@ -54,7 +60,11 @@ Napi::Value CrossEntropyGrad(const Napi::CallbackInfo& info) {
     const int32_t t = targets.data[r];
     DEEPEN_CHECK(env, t == ignore || (t >= 0 && t < V), "crossEntropyGrad: target outside the vocabulary");
   }
-  isa().cross_entropy_backward(logits.data, targets.data, lse.data, dy.data, size_t(rows), size_t(V), ignore, dx.data);
+  const Isa& impl = isa();
+  parallel_for(size_t(rows), size_t(std::max<int64_t>(1, 65536 / V)), [&](size_t begin, size_t end) {
+    impl.cross_entropy_backward(logits.data + begin * V, targets.data + begin, lse.data + begin, dy.data + begin, end - begin, size_t(V), ignore,
+                                dx.data + begin * V);
+  });
   return env.Undefined();
 }
 
@@ -68,7 +78,10 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
   const float eps = float(number_arg(info, 6));
   DEEPEN_CHECK(info.Env(), rows >= 0 && H > 0 && x.length == size_t(rows * H) && y.length == x.length && w.length == size_t(H) && rstd.length == size_t(rows),
                "rmsNorm: sizes do not match");
-  isa().rms_norm_forward(x.data, w.data, size_t(rows), size_t(H), eps, y.data, rstd.data);
+  const Isa& impl = isa();
+  parallel_for(size_t(rows), size_t(std::max<int64_t>(1, 65536 / H)), [&](size_t begin, size_t end) {
+    impl.rms_norm_forward(x.data + begin * H, w.data, end - begin, size_t(H), eps, y.data + begin * H, rstd.data + begin);
+  });
   return info.Env().Undefined();
 }
 
@@ -84,7 +97,22 @@ Napi::Value RmsNormGrad(const Napi::CallbackInfo& info) {
   DEEPEN_CHECK(info.Env(), rows >= 0 && H > 0 && x.length == size_t(rows * H) && dy.length == x.length && dx.length == x.length && w.length == size_t(H) &&
                                dw.length == size_t(H) && rstd.length == size_t(rows),
                "rmsNormGrad: sizes do not match");
-  isa().rms_norm_backward(x.data, w.data, rstd.data, dy.data, size_t(rows), size_t(H), dx.data, dw.data);
+  // Each thread sums the weight gradient of its rows apart; the partial sums are added after.
+  const Isa& impl = isa();
+  const size_t parts = size_t(pool_threads());
+  std::vector<float> partial(parts * size_t(H), 0.0f);
+  const size_t per = (size_t(rows) + parts - 1) / parts;
+  parallel_for(parts, 1, [&](size_t first, size_t last) {
+    for (size_t part = first; part < last; part++) {
+      const size_t begin = std::min(size_t(rows), part * per), end = std::min(size_t(rows), begin + per);
+      if (begin < end)
+        impl.rms_norm_backward(x.data + begin * H, w.data, rstd.data + begin, dy.data + begin * H, end - begin, size_t(H), dx.data + begin * H,
+                               partial.data() + part * H);
+    }
+  });
+  std::fill(dw.data, dw.data + H, 0.0f);
+  for (size_t part = 0; part < parts; part++)
+    for (int64_t i = 0; i < H; i++) dw.data[i] += partial[part * size_t(H) + size_t(i)];
   return info.Env().Undefined();
 }
 
@@ -99,8 +127,14 @@ Napi::Value Adam(const Napi::CallbackInfo& info) {
   DEEPEN_SPAN(float, vOut, 6);
   const size_t n = p.length;
   DEEPEN_CHECK(info.Env(), g.length == n && m.length == n && v.length == n && pOut.length == n && mOut.length == n && vOut.length == n, "adam: sizes differ");
-  isa().adam(p.data, g.data, m.data, v.data, n, float(number_arg(info, 7)), float(number_arg(info, 8)), float(number_arg(info, 9)), float(number_arg(info, 10)),
-             float(number_arg(info, 11)), float(number_arg(info, 12)), float(number_arg(info, 13)), bool_arg(info, 14), pOut.data, mOut.data, vOut.data);
+  const float lr = float(number_arg(info, 7)), b1 = float(number_arg(info, 8)), b2 = float(number_arg(info, 9)), eps = float(number_arg(info, 10));
+  const float c1 = float(number_arg(info, 11)), c2 = float(number_arg(info, 12)), decay = float(number_arg(info, 13));
+  const bool decoupled = bool_arg(info, 14);
+  const Isa& impl = isa();
+  parallel_for(n, 1 << 16, [&](size_t begin, size_t end) {
+    impl.adam(p.data + begin, g.data + begin, m.data + begin, v.data + begin, end - begin, lr, b1, b2, eps, c1, c2, decay, decoupled, pOut.data + begin,
+              mOut.data + begin, vOut.data + begin);
+  });
   return info.Env().Undefined();
 }
 
@@ -110,7 +144,8 @@ Napi::Value Swiglu(const Napi::CallbackInfo& info) {
   DEEPEN_SPAN(float, up, 1);
   DEEPEN_SPAN(float, h, 2);
   DEEPEN_CHECK(info.Env(), up.length == gate.length && h.length == gate.length, "swiglu: sizes differ");
-  isa().swiglu_forward(gate.data, up.data, gate.length, h.data);
+  const Isa& impl = isa();
+  parallel_for(gate.length, 1 << 16, [&](size_t begin, size_t end) { impl.swiglu_forward(gate.data + begin, up.data + begin, end - begin, h.data + begin); });
   return info.Env().Undefined();
 }
 
@@ -123,7 +158,10 @@ Napi::Value SwigluGrad(const Napi::CallbackInfo& info) {
   DEEPEN_SPAN(float, dup, 4);
   const size_t n = gate.length;
   DEEPEN_CHECK(info.Env(), up.length == n && dh.length == n && dgate.length == n && dup.length == n, "swigluGrad: sizes differ");
-  isa().swiglu_backward(gate.data, up.data, dh.data, n, dgate.data, dup.data);
+  const Isa& impl = isa();
+  parallel_for(n, 1 << 16, [&](size_t begin, size_t end) {
+    impl.swiglu_backward(gate.data + begin, up.data + begin, dh.data + begin, end - begin, dgate.data + begin, dup.data + begin);
+  });
   return info.Env().Undefined();
 }
 
@@ -137,7 +175,12 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
   DEEPEN_CHECK(info.Env(), outer >= 0 && T >= 0 && D > 0 && D % 2 == 0 && x.length == size_t(outer * T * D) && y.length == x.length &&
                                cos.length == size_t(T * D) && sin.length == cos.length,
                "rope: sizes do not match");
-  isa().rope(x.data, cos.data, sin.data, size_t(outer), size_t(T), size_t(D), bool_arg(info, 7), y.data);
+  const Isa& impl = isa();
+  const bool backward = bool_arg(info, 7);
+  const size_t block = size_t(T * D);
+  parallel_for(size_t(outer), std::max<size_t>(1, 65536 / std::max<size_t>(block, 1)), [&](size_t begin, size_t end) {
+    impl.rope(x.data + begin * block, cos.data, sin.data, end - begin, size_t(T), size_t(D), backward, y.data + begin * block);
+  });
   return info.Env().Undefined();
 }
 

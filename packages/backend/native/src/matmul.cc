@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include "common.h"
+#include "pool.h"
 
 namespace deepen {
 namespace {
@@ -49,6 +50,7 @@ Napi::Value BlasInfo(const Napi::CallbackInfo& info) {
   out.Set("config", Napi::String::New(env, openblas_get_config()));
   out.Set("core", Napi::String::New(env, openblas_get_corename()));
   out.Set("threads", Napi::Number::New(env, openblas_get_num_threads()));
+  out.Set("poolThreads", Napi::Number::New(env, pool_threads()));
   out.Set("parallel", Napi::Number::New(env, openblas_get_parallel()));
   return out;
 }
@@ -57,6 +59,7 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   const int64_t threads = int_arg(info, 0);
   DEEPEN_CHECK(info.Env(), threads >= 1, "setThreads: need at least one thread");
   openblas_set_num_threads(int(threads));
+  set_pool_threads(int(threads));
   return info.Env().Undefined();
 }
 

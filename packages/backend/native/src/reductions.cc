@@ -3,6 +3,7 @@
 // axis of [outer, reduce, inner].
 #include "common.h"
 #include "dispatch.h"
+#include "pool.h"
 
 namespace deepen {
 namespace {
@@ -26,7 +27,10 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   const int64_t rows = int_arg(info, 2), cols = int_arg(info, 3);
   const bool log = bool_arg(info, 4);
   DEEPEN_CHECK(info.Env(), rows >= 0 && cols >= 0 && x.length == size_t(rows * cols) && y.length == x.length, "softmax: sizes do not match");
-  isa().softmax_rows(x.data, y.data, size_t(rows), size_t(cols), log);
+  const Isa& impl = isa();
+  parallel_for(size_t(rows), size_t(std::max<int64_t>(1, 65536 / std::max<int64_t>(cols, 1))), [&](size_t begin, size_t end) {
+    impl.softmax_rows(x.data + begin * cols, y.data + begin * cols, end - begin, size_t(cols), log);
+  });
   return info.Env().Undefined();
 }
 

@@ -2,7 +2,7 @@
  * Where a training step's time goes: every kernel of the active engine timed over one step of
  * the 9m preset (batch 8 x 256, Adam), after a warm-up step.
  *
- *   pnpm --filter @deepen/trainer profile [-- --vocab 4096 --backend wasm --batch 1]
+ *   pnpm --filter @deepen/trainer profile [--vocab 4096] [--backend wasm] [--batch 1]
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
@@ -11,6 +11,8 @@ import { LlamaModel, presetConfig } from '@deepen/models';
 import { Adam } from '../src/index.js';
 
 const { values } = parseArgs({
+  // pnpm forwards a literal '--' when one is typed before the flags.
+  args: process.argv.slice(2).filter((arg, i) => !(i === 0 && arg === '--')),
   options: {
     vocab: { type: 'string', default: '32000' },
     batch: { type: 'string', default: '8' },

@@ -39,25 +39,30 @@ constexpr napi_typedarray_type typed_array_kind<int32_t>() { return napi_int32_a
 template <>
 constexpr napi_typedarray_type typed_array_kind<uint8_t>() { return napi_uint8_array; }
 
-template <typename T>
-Span<T> span_of(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  Span<T> out;
+// The element type, length and data of typed array argument `index`; false (with a
+// TypeError thrown) when it is not a typed array. The data pointer already includes the
+// view's byte offset: kernels work on JavaScript's memory in place.
+inline bool typed_array_arg(const Napi::CallbackInfo& info, size_t index, const char* name, napi_typedarray_type& kind, size_t& length, void*& data) {
   Napi::Env env = info.Env();
-  napi_typedarray_type kind;
-  size_t length = 0;
-  void* data = nullptr;
   if (index >= info.Length() || !info[index].IsTypedArray() ||
       napi_get_typedarray_info(env, info[index], &kind, &length, &data, nullptr, nullptr) != napi_ok) {
     Napi::TypeError::New(env, std::string("argument '") + name + "' must be a typed array").ThrowAsJavaScriptException();
-    return out;
+    return false;
   }
+  return true;
+}
+
+template <typename T>
+Span<T> span_of(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  Span<T> out;
+  napi_typedarray_type kind;
+  void* data = nullptr;
+  if (!typed_array_arg(info, index, name, kind, out.length, data)) return out;
   if (kind != typed_array_kind<T>()) {
-    Napi::TypeError::New(env, std::string("argument '") + name + "' has the wrong element type").ThrowAsJavaScriptException();
+    Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' has the wrong element type").ThrowAsJavaScriptException();
     return out;
   }
-  // napi_get_typedarray_info's pointer already includes the view's byte offset: zero-copy.
   out.data = static_cast<T*>(data);
-  out.length = length;
   out.ok = true;
   return out;
 }
@@ -73,15 +78,9 @@ struct RawSpan {
 
 inline RawSpan raw_span_of(const Napi::CallbackInfo& info, size_t index, const char* name) {
   RawSpan out;
-  Napi::Env env = info.Env();
   napi_typedarray_type kind;
-  size_t length = 0;
   void* data = nullptr;
-  if (index >= info.Length() || !info[index].IsTypedArray() ||
-      napi_get_typedarray_info(env, info[index], &kind, &length, &data, nullptr, nullptr) != napi_ok) {
-    Napi::TypeError::New(env, std::string("argument '") + name + "' must be a typed array").ThrowAsJavaScriptException();
-    return out;
-  }
+  if (!typed_array_arg(info, index, name, kind, out.length, data)) return out;
   switch (kind) {
     case napi_float32_array:
     case napi_int32_array:
@@ -89,11 +88,10 @@ inline RawSpan raw_span_of(const Napi::CallbackInfo& info, size_t index, const c
     case napi_uint8_array:
     case napi_int8_array: out.element = 1; break;
     default:
-      Napi::TypeError::New(env, std::string("argument '") + name + "' has an unsupported element type").ThrowAsJavaScriptException();
+      Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' has an unsupported element type").ThrowAsJavaScriptException();
       return out;
   }
   out.data = static_cast<uint8_t*>(data);
-  out.length = length;
   out.ok = true;
   return out;
 }

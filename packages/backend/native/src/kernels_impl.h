@@ -72,8 +72,8 @@ void unary(int op, const float* x, float* y, size_t n) {
 
 enum BinaryOp { B_ADD, B_SUB, B_MUL, B_DIV, B_MAX, B_MIN, B_SQDIFF, B_POW };
 
-template <typename F>
-static inline void binary_loop(const float* a, int sa, const float* b, int sb, float* y, size_t n, F f) {
+template <typename Out, typename F>
+static inline void broadcast_loop(const float* a, int sa, const float* b, int sb, Out* y, size_t n, F f) {
   // The three layouts broadcasting produces in the innermost dimension, each its own loop so
   // the vectoriser sees unit strides.
   if (sa == 1 && sb == 1) {
@@ -85,7 +85,7 @@ static inline void binary_loop(const float* a, int sa, const float* b, int sb, f
     const float av = a[0];
     for (size_t i = 0; i < n; i++) y[i] = f(av, b[i]);
   } else {
-    const float v = f(a[0], b[0]);
+    const Out v = f(a[0], b[0]);
     for (size_t i = 0; i < n; i++) y[i] = v;
   }
 }
@@ -95,43 +95,27 @@ static inline float nan_min(float a, float b) { return a != a ? a : (b != b ? b 
 
 void binary(int op, const float* a, int sa, const float* b, int sb, float* y, size_t n) {
   switch (op) {
-    case B_ADD: binary_loop(a, sa, b, sb, y, n, [](float u, float v) { return u + v; }); break;
-    case B_SUB: binary_loop(a, sa, b, sb, y, n, [](float u, float v) { return u - v; }); break;
-    case B_MUL: binary_loop(a, sa, b, sb, y, n, [](float u, float v) { return u * v; }); break;
-    case B_DIV: binary_loop(a, sa, b, sb, y, n, [](float u, float v) { return u / v; }); break;
-    case B_MAX: binary_loop(a, sa, b, sb, y, n, nan_max); break;
-    case B_MIN: binary_loop(a, sa, b, sb, y, n, nan_min); break;
-    case B_SQDIFF: binary_loop(a, sa, b, sb, y, n, [](float u, float v) { return (u - v) * (u - v); }); break;
-    case B_POW: binary_loop(a, sa, b, sb, y, n, [](float u, float v) { return std::pow(u, v); }); break;
+    case B_ADD: broadcast_loop(a, sa, b, sb, y, n, [](float u, float v) { return u + v; }); break;
+    case B_SUB: broadcast_loop(a, sa, b, sb, y, n, [](float u, float v) { return u - v; }); break;
+    case B_MUL: broadcast_loop(a, sa, b, sb, y, n, [](float u, float v) { return u * v; }); break;
+    case B_DIV: broadcast_loop(a, sa, b, sb, y, n, [](float u, float v) { return u / v; }); break;
+    case B_MAX: broadcast_loop(a, sa, b, sb, y, n, nan_max); break;
+    case B_MIN: broadcast_loop(a, sa, b, sb, y, n, nan_min); break;
+    case B_SQDIFF: broadcast_loop(a, sa, b, sb, y, n, [](float u, float v) { return (u - v) * (u - v); }); break;
+    case B_POW: broadcast_loop(a, sa, b, sb, y, n, [](float u, float v) { return std::pow(u, v); }); break;
   }
 }
 
 enum CompareOp { C_EQ, C_NE, C_LT, C_LE, C_GT, C_GE };
 
-template <typename F>
-static inline void compare_loop(const float* a, int sa, const float* b, int sb, uint8_t* y, size_t n, F f) {
-  if (sa == 1 && sb == 1) {
-    for (size_t i = 0; i < n; i++) y[i] = f(a[i], b[i]);
-  } else if (sa == 1) {
-    const float bv = b[0];
-    for (size_t i = 0; i < n; i++) y[i] = f(a[i], bv);
-  } else if (sb == 1) {
-    const float av = a[0];
-    for (size_t i = 0; i < n; i++) y[i] = f(av, b[i]);
-  } else {
-    const uint8_t v = f(a[0], b[0]);
-    for (size_t i = 0; i < n; i++) y[i] = v;
-  }
-}
-
 void compare(int op, const float* a, int sa, const float* b, int sb, uint8_t* y, size_t n) {
   switch (op) {
-    case C_EQ: compare_loop(a, sa, b, sb, y, n, [](float u, float v) -> uint8_t { return u == v; }); break;
-    case C_NE: compare_loop(a, sa, b, sb, y, n, [](float u, float v) -> uint8_t { return u != v; }); break;
-    case C_LT: compare_loop(a, sa, b, sb, y, n, [](float u, float v) -> uint8_t { return u < v; }); break;
-    case C_LE: compare_loop(a, sa, b, sb, y, n, [](float u, float v) -> uint8_t { return u <= v; }); break;
-    case C_GT: compare_loop(a, sa, b, sb, y, n, [](float u, float v) -> uint8_t { return u > v; }); break;
-    case C_GE: compare_loop(a, sa, b, sb, y, n, [](float u, float v) -> uint8_t { return u >= v; }); break;
+    case C_EQ: broadcast_loop(a, sa, b, sb, y, n, [](float u, float v) -> uint8_t { return u == v; }); break;
+    case C_NE: broadcast_loop(a, sa, b, sb, y, n, [](float u, float v) -> uint8_t { return u != v; }); break;
+    case C_LT: broadcast_loop(a, sa, b, sb, y, n, [](float u, float v) -> uint8_t { return u < v; }); break;
+    case C_LE: broadcast_loop(a, sa, b, sb, y, n, [](float u, float v) -> uint8_t { return u <= v; }); break;
+    case C_GT: broadcast_loop(a, sa, b, sb, y, n, [](float u, float v) -> uint8_t { return u > v; }); break;
+    case C_GE: broadcast_loop(a, sa, b, sb, y, n, [](float u, float v) -> uint8_t { return u >= v; }); break;
   }
 }
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { fusedAdam, hasFused } from '@deepen/backend';
+import { fusedAdam, hasFused, type AdamStep } from '@deepen/backend';
 
 export interface AdamOptions {
   /** 'adam': weight decay as L2 in the gradient (PyTorch Adam); 'adamw': decoupled (Loshchilov & Hutter). */
@@ -61,48 +61,31 @@ export class Adam {
     const names: string[] = [];
     const fused = hasFused('adam');
     for (const [name, p] of this.params) {
-      const g0 = grads.get(name);
-      if (!g0) throw new Error(`no gradient for parameter ${name}`);
+      const g = grads.get(name);
+      if (!g) throw new Error(`no gradient for parameter ${name}`);
       const m = this.m.get(name) as tf.Variable;
       const v = this.v.get(name) as tf.Variable;
-      const decay = this.weightDecay > 0 && this.decays(name, p) ? this.weightDecay : 0;
-      if (fused) {
-        // One pass over the parameter instead of about a dozen elementwise kernels.
-        tf.tidy(() => {
-          const [pNew, mNew, vNew] = fusedAdam(p, g0, m, v, {
-            lr,
-            beta1: this.beta1,
-            beta2: this.beta2,
-            eps: this.eps,
-            correction1,
-            correction2,
-            decay,
-            decoupled: this.options.kind === 'adamw',
-          });
-          if (measure) {
-            names.push(name);
-            squares.push(tf.keep(tf.sum(tf.square(tf.sub(p, pNew)))), tf.keep(tf.sum(tf.square(p))));
-          }
-          m.assign(mNew);
-          v.assign(vNew);
-          p.assign(pNew);
-        });
-        continue;
-      }
+      const step: AdamStep = {
+        lr,
+        beta1: this.beta1,
+        beta2: this.beta2,
+        eps: this.eps,
+        correction1,
+        correction2,
+        decay: this.weightDecay > 0 && this.decays(name, p) ? this.weightDecay : 0,
+        decoupled: this.options.kind === 'adamw',
+      };
       tf.tidy(() => {
-        const g = decay > 0 && this.options.kind === 'adam' ? tf.add(g0, tf.mul(p, decay)) : g0;
-        const mNew = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
-        const vNew = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
-        let update = tf.div(tf.div(mNew, correction1), tf.add(tf.sqrt(tf.div(vNew, correction2)), this.eps));
-        if (decay > 0 && this.options.kind === 'adamw') update = tf.add(update, tf.mul(p, decay));
-        const delta = tf.mul(update, lr);
+        // One pass over the parameter where the engine has the fused kernel, about a dozen
+        // elementwise kernels otherwise; both compute the same update.
+        const [pNew, mNew, vNew] = fused ? fusedAdam(p, g, m, v, step) : adamStep(p, g, m, v, step);
         if (measure) {
           names.push(name);
-          squares.push(tf.keep(tf.sum(tf.square(delta))), tf.keep(tf.sum(tf.square(p))));
+          squares.push(tf.keep(tf.sum(tf.square(tf.sub(p, pNew)))), tf.keep(tf.sum(tf.square(p))));
         }
         m.assign(mNew);
         v.assign(vNew);
-        p.assign(tf.sub(p, delta));
+        p.assign(pNew);
       });
     }
     if (!measure) return null;
@@ -141,4 +124,17 @@ export class Adam {
   dispose(): void {
     tf.dispose([...this.m.values(), ...this.v.values()]);
   }
+}
+
+/**
+ * One Adam / AdamW step in tf.* ops: new [param, m, v]. With decay d, Adam adds d * param to
+ * the gradient (L2, as PyTorch's Adam) and AdamW adds it to the update (decoupled).
+ */
+function adamStep(p: tf.Tensor, g0: tf.Tensor, m: tf.Tensor, v: tf.Tensor, s: AdamStep): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  const g = s.decay > 0 && !s.decoupled ? tf.add(g0, tf.mul(p, s.decay)) : g0;
+  const mNew = tf.add(tf.mul(m, s.beta1), tf.mul(g, 1 - s.beta1));
+  const vNew = tf.add(tf.mul(v, s.beta2), tf.mul(tf.square(g), 1 - s.beta2));
+  let update = tf.div(tf.div(mNew, s.correction1), tf.add(tf.sqrt(tf.div(vNew, s.correction2)), s.eps));
+  if (s.decay > 0 && s.decoupled) update = tf.add(update, tf.mul(p, s.decay));
+  return [tf.sub(p, tf.mul(update, s.lr)), mNew, vNew];
 }

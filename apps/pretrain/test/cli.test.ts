@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { nativeEngineStatus } from '@deepen/backend';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The loopback Hub that @deepen/hub's own tests run against.
 import { FakeHub } from '../../../packages/hub/test/hub-server.js';
@@ -34,6 +35,11 @@ function runAsync(args: string[], extraEnv: Record<string, string> = {}): Promis
 
 /** A tiny, fast, deterministic run on the cpu engine. */
 const TINY = ['--data', data, '--preset', 'tiny', '--vocab-size', '300', '--seq-len', '16', '--batch-size', '2', '--eval-tokens', '64', '--backend', 'cpu', '--warmup', '1'];
+
+// Skipped only where this machine cannot build the native engine by design (no compiler or OpenBLAS).
+const native = nativeEngineStatus();
+const nativeSkipped = !native.available && native.expected;
+const nativeSkipReason = native.available ? '' : ` (skipped: ${native.reason})`;
 
 const events = (stdout: string) => stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown> & { event: string });
 
@@ -107,6 +113,22 @@ describe('pretrain train', () => {
     const again = run(['train', ...TINY, '--steps', '4', '--out', out]);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/already holds files; pass --resume/);
+  });
+
+  it.skipIf(nativeSkipped)(`trains, evaluates and generates on the native engine${nativeSkipReason}`, () => {
+    const out = join(root, 'run-native');
+    const r = run(['train', ...TINY.filter((a) => a !== 'cpu' && a !== '--backend'), '--backend', 'native', '--steps', '4', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^engine: native \(CPU: .*threads?, SIMD\)$/m);
+    expect(r.stdout).toMatch(/final validation perplexity \d+\.\d+ \(loss \d+\.\d+\) after 4 steps/);
+    const ev = run(['eval', out, '--data', data, '--seq-len', '16', '--max-tokens', '256', '--json', '--backend', 'native']);
+    expect(ev.code, ev.stderr).toBe(0);
+    const onCpu = run(['eval', out, '--data', data, '--seq-len', '16', '--max-tokens', '256', '--json', '--backend', 'cpu']);
+    // The same checkpoint scored by both engines: the fused kernels compute what tf.* computes.
+    expect(JSON.parse(ev.stdout).loss).toBeCloseTo(JSON.parse(onCpu.stdout).loss, 4);
+    const gen = run(['generate', out, '--prompt', 'Speech number', '--max-tokens', '6', '--backend', 'native']);
+    expect(gen.code, gen.stderr).toBe(0);
+    expect(gen.stdout).toMatch(/^Speech number/);
   });
 
   it('resumes to the same loss curve as an uninterrupted run, and refuses changed settings', () => {

@@ -220,6 +220,17 @@ describe.skipIf(skipNative)(`native engine kernels against the cpu engine${skipR
     }
   });
 
+  it('argMax and argMin along any axis, ties and NaN as the cpu engine', async () => {
+    for (const shape of [[7], [3, 5], [2, 4, 257], [4, 1, 6]]) {
+      const x = Float32Array.from(normals(size(shape)), (v, i) => (i % 5 === 0 ? 1 : v));
+      x[2] = NaN;
+      for (let axis = 0; axis < shape.length; axis++) {
+        const { native, cpu } = await onBoth(() => tf.tidy(() => [tf.argMax(tf.tensor(x, shape), axis), tf.argMin(tf.tensor(x, shape), axis)].map((t) => ({ shape: t.shape, dtype: t.dtype, values: Array.from(t.dataSync()) }))));
+        expect(native, `[${shape}] axis ${axis}`).toEqual(cpu);
+      }
+    }
+  });
+
   it('softmax and log-softmax of rows, including masked (-1e9) and long rows', async () => {
     for (const shape of [[3, 5], [2, 4, 257], [6, 32000], [1, 1]]) {
       const x = normals(size(shape), 3);

@@ -19,6 +19,8 @@ export interface NativeBinding {
   /** x viewed as [outer, reduce, inner] reduced over the middle axis into y [outer, inner]. */
   reduce(op: number, x: Float32Array, y: Float32Array, outer: number, reduce: number, inner: number): void;
   softmax(x: Float32Array, y: Float32Array, rows: number, cols: number, log: boolean): void;
+  /** Index of the largest (max) or smallest value along the middle axis of [outer, reduce, inner]. */
+  argReduce(x: Float32Array, y: Int32Array, outer: number, reduce: number, inner: number, max: boolean): void;
   transpose(x: TypedArray, y: TypedArray, shape: Int32Array, perm: Int32Array): void;
   slice(x: TypedArray, y: TypedArray, shape: Int32Array, begin: Int32Array, size: Int32Array): void;
   concat(inputs: TypedArray[], y: TypedArray, outer: number, widths: Int32Array): void;
@@ -53,7 +55,7 @@ export const COMPARE = { Equal: 0, NotEqual: 1, Less: 2, LessEqual: 3, Greater: 
 export const REDUCE = { Sum: 0, Mean: 1, Max: 2, Min: 3, Prod: 4 } as const;
 
 /** The addon's ABI this TypeScript expects; a stale build with another one is not loaded. */
-const ABI_VERSION = 3;
+const ABI_VERSION = 4;
 
 /**
  * The addon, or why there is none. `expected` is true when this machine cannot build it by

@@ -152,7 +152,25 @@ export function nativeKernels(binding: NativeBinding): Record<string, KernelFunc
     };
   }
 
+  function argReduction(kernelName: 'ArgMax' | 'ArgMin'): KernelFunc {
+    const fallback = cpuKernel(kernelName);
+    return (args) => {
+      const { x } = args.inputs as Inputs;
+      const { axis } = args.attrs as unknown as { axis: number | number[] };
+      const [$axis] = util.parseAxisParam(axis, x!.shape) as [number];
+      if (x!.dtype !== 'float32' || x!.shape[$axis] === 0) return fallback(args);
+      const backend = args.backend as MathBackendCPU;
+      const outShape = x!.shape.filter((_, i) => i !== $axis);
+      const out = new Int32Array(util.sizeFromShape(outShape));
+      const view = reductionView(x!.shape, [$axis])!;
+      binding.argReduce(floats(backend, x!), out, view.outer, view.reduce, view.inner, kernelName === 'ArgMax');
+      return backend.makeTensorInfo(outShape, 'int32', out);
+    };
+  }
+
   const kernels: Record<string, KernelFunc> = {
+    ArgMax: argReduction('ArgMax'),
+    ArgMin: argReduction('ArgMin'),
     Cast: (args) => {
       const { x } = args.inputs as Inputs;
       const { dtype } = args.attrs as unknown as { dtype: DataType };

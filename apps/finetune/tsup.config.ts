@@ -1,4 +1,4 @@
 import { deepenTsup } from '@deepen/tooling/tsup';
 
-// The service and the two worker entries it forks: one process per training job, one for completions.
-export default deepenTsup({ entry: ['src/cli.ts', 'src/worker/train.ts', 'src/worker/inference.ts'], dts: false });
+// The service and the worker entries it forks: one process per training job and per upload to the Hub, one for completions.
+export default deepenTsup({ entry: ['src/cli.ts', 'src/worker/train.ts', 'src/worker/publish.ts', 'src/worker/inference.ts'], dts: false });

@@ -2,8 +2,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BACKEND_ENV_VAR, helpText, parseEngineRequest, parseFlags, UsageError, type FlagSpec, type FlagValues } from '@deepen/backend';
-import { ApiKeys, createKeysFile, parseKeysVariable, readKeysFile } from './keys.js';
-import { discoverBaseModels } from './models.js';
+import { DEFAULT_HUB_URL, hubUrlFrom } from '@deepen/hub';
+import { ApiKeys, createKeysFile, HubTokens, parseKeysVariable, readKeysFile, type KeyEntry } from './keys.js';
+import { discoverBaseModels, withHubRepos } from './models.js';
 import { dataPaths, startService } from './service.js';
 
 const MiB = 1024 * 1024;
@@ -13,10 +14,17 @@ const FLAGS: Record<string, FlagSpec & { env?: string }> = {
   host: { type: 'string', value: 'ADDR', default: '127.0.0.1', env: 'FINETUNE_HOST', description: 'address to listen on' },
   port: { type: 'int', min: 0, max: 65535, default: 8088, env: 'FINETUNE_PORT', description: 'port (0: any free port)' },
   'data-dir': { type: 'string', value: 'DIR', default: 'finetune-data', env: 'FINETUNE_DATA_DIR', description: 'where the database, uploaded files, jobs and models live' },
-  'keys-file': { type: 'string', value: 'PATH', env: 'FINETUNE_KEYS_FILE', description: 'API keys: {"keys": [{"tenant", "key"}]} (default DIR/api-keys.json, created with one key if neither it nor FINETUNE_API_KEYS exists)' },
+  'keys-file': {
+    type: 'string',
+    value: 'PATH',
+    env: 'FINETUNE_KEYS_FILE',
+    description: 'API keys: {"keys": [{"tenant", "key", "hf_token_file"?}]} (default DIR/api-keys.json, created with one key if neither it nor FINETUNE_API_KEYS exists)',
+  },
   concurrency: { type: 'int', min: 1, max: 64, default: 1, env: 'FINETUNE_CONCURRENCY', description: 'jobs trained at the same time, each in its own process' },
   model: { type: 'list', value: 'NAME=PATH,...', description: 'base models besides the folders in DIR/models: a checkpoint folder or a pretrain run folder' },
   'models-dir': { type: 'string', value: 'DIR', description: 'folder of base models, one checkpoint folder each (default DIR/models)' },
+  'model-repo': { type: 'list', value: 'NAME=OWNER/NAME,...', description: 'the Hub repository a base model came from: published fine-tunes name it as base_model' },
+  'hub-url': { type: 'string', value: 'URL', default: DEFAULT_HUB_URL, env: 'HF_ENDPOINT', description: 'the Hugging Face Hub that publish targets go to' },
   backend: { type: 'string', value: 'NAME', description: `TensorFlow.js engine of the workers: auto, node-gpu, node, wasm, cpu (default: $${BACKEND_ENV_VAR} or auto)` },
   'max-body-mib': { type: 'float', min: 0, exclusiveMin: true, default: 1, description: 'largest JSON request body' },
   'max-upload-mib': { type: 'float', min: 0, exclusiveMin: true, default: 512, description: 'largest uploaded file' },
@@ -46,13 +54,18 @@ function parse(argv: string[]): FlagValues {
   }
 }
 
-function loadKeys(values: FlagValues, dataDir: string, log: (line: string) => void): ApiKeys {
-  const entries: Array<{ tenant: string; key: string }> = [];
+function loadKeys(values: FlagValues, dataDir: string, log: (line: string) => void): { keys: ApiKeys; hubTokens: HubTokens } {
+  const entries: KeyEntry[] = [];
+  const warned = new Set<string>();
+  const warn = (line: string) => {
+    if (!warned.has(line)) log(`warning: ${line}`);
+    warned.add(line);
+  };
   const fromEnv = process.env.FINETUNE_API_KEYS;
   if (fromEnv !== undefined && fromEnv.trim() !== '') entries.push(...parseKeysVariable(fromEnv, 'FINETUNE_API_KEYS'));
   const defaultPath = dataPaths(dataDir).keys;
-  if (values['keys-file'] !== undefined) entries.push(...readKeysFile(resolve(String(values['keys-file']))));
-  else if (existsSync(defaultPath)) entries.push(...readKeysFile(defaultPath));
+  if (values['keys-file'] !== undefined) entries.push(...readKeysFile(resolve(String(values['keys-file'])), warn));
+  else if (existsSync(defaultPath)) entries.push(...readKeysFile(defaultPath, warn));
   else if (entries.length === 0) {
     const created = createKeysFile(defaultPath);
     log(`no API keys configured: created ${defaultPath} with a key for tenant '${created.tenant}':`);
@@ -64,7 +77,7 @@ function loadKeys(values: FlagValues, dataDir: string, log: (line: string) => vo
     if (seen.has(key)) throw new Error('the same API key is configured twice (FINETUNE_API_KEYS and the keys file)');
     seen.add(key);
   }
-  return new ApiKeys(entries);
+  return { keys: new ApiKeys(entries), hubTokens: new HubTokens(entries) };
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -78,6 +91,11 @@ async function main(argv: string[]): Promise<number> {
     }
     values.backend = String(values.backend ?? (process.env[BACKEND_ENV_VAR] || 'auto'));
     parseEngineRequest(values.backend, argv.includes('--backend') ? '--backend' : BACKEND_ENV_VAR);
+    try {
+      values['hub-url'] = hubUrlFrom(String(values['hub-url']), {});
+    } catch (error) {
+      throw new UsageError(`${argv.some((a) => a === '--hub-url' || a.startsWith('--hub-url=')) ? '--hub-url' : 'HF_ENDPOINT'}: ${(error as Error).message}`);
+    }
   } catch (error) {
     process.stderr.write(`finetune-service: ${(error as Error).message}\n(see finetune-service --help)\n`);
     return 2;
@@ -86,11 +104,15 @@ async function main(argv: string[]): Promise<number> {
   let service;
   try {
     const modelsDir = values['models-dir'] === undefined ? dataPaths(dataDir).models : resolve(String(values['models-dir']));
-    const baseModels = discoverBaseModels(modelsDir, (values.model as string[] | undefined) ?? [], (line) => log(`warning: ${line}`));
-    const keys = loadKeys(values, dataDir, log);
+    const baseModels = withHubRepos(
+      discoverBaseModels(modelsDir, (values.model as string[] | undefined) ?? [], (line) => log(`warning: ${line}`)),
+      (values['model-repo'] as string[] | undefined) ?? [],
+    );
+    const { keys, hubTokens } = loadKeys(values, dataDir, log);
     const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
     log(`finetune-service ${version}: data in ${dataDir}`);
     log(`tenants: ${keys.tenants.join(', ')}`);
+    log(`publishing to ${values['hub-url']}: ${hubTokens.tenants.length > 0 ? `tenants with a Hugging Face token: ${hubTokens.tenants.join(', ')}` : 'no tenant has a Hugging Face token (hf_token_file in the keys file)'}`);
     log(
       baseModels.length > 0
         ? `base models: ${baseModels.map((m) => `${m.id} (${m.contextLength} tokens, ${m.dir})`).join(', ')}`
@@ -101,6 +123,8 @@ async function main(argv: string[]): Promise<number> {
       port: Number(values.port),
       dataDir,
       keys,
+      hubTokens,
+      hubUrl: String(values['hub-url']),
       baseModels,
       concurrency: Number(values.concurrency),
       engine: String(values.backend),

@@ -1,6 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { resolveToken, type ResolvedToken } from '@deepen/hub';
+
+/** One configured API key; `hubToken` is its tenant's Hugging Face token, if the operator gave one. */
+export interface KeyEntry {
+  tenant: string;
+  key: string;
+  hubToken?: ResolvedToken;
+}
 
 /** Bearer API keys and the tenant each one acts for. Keys are kept only as SHA-256 digests. */
 export class ApiKeys {
@@ -22,6 +30,34 @@ export class ApiKeys {
 
 const digest = (key: string) => createHash('sha256').update(key).digest('hex');
 
+/**
+ * Each tenant's Hugging Face token, for publishing its fine-tuned models. Held in memory only:
+ * never written to the database, events, logs or responses, and looked up by the tenant of
+ * the job being published, so a tenant's upload can only ever carry its own token.
+ */
+export class HubTokens {
+  private readonly byTenant = new Map<string, ResolvedToken>();
+
+  constructor(entries: KeyEntry[]) {
+    for (const { tenant, hubToken } of entries) {
+      if (hubToken === undefined) continue;
+      const known = this.byTenant.get(tenant);
+      if (known !== undefined && known.value !== hubToken.value) {
+        throw new Error(`tenant '${tenant}' has two different Hugging Face tokens (${known.source} and ${hubToken.source}); give it one`);
+      }
+      this.byTenant.set(tenant, hubToken);
+    }
+  }
+
+  tokenOf(tenant: string): ResolvedToken | null {
+    return this.byTenant.get(tenant) ?? null;
+  }
+
+  get tenants(): string[] {
+    return [...this.byTenant.keys()].sort();
+  }
+}
+
 export const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const MIN_KEY_LENGTH = 16;
 
@@ -41,8 +77,37 @@ function checked(entries: Array<{ tenant: unknown; key: unknown }>, where: (i: n
   });
 }
 
-/** Reads a keys file: `{ "keys": [{ "tenant": "team-a", "key": "sk-..." }, ...] }`. */
-export function readKeysFile(path: string): Array<{ tenant: string; key: string }> {
+const KEY_FIELDS = new Set(['tenant', 'key', 'hf_token', 'hf_token_file']);
+
+/** Whether users other than the owner may read the file (it holds a secret). */
+const sharedWithOthers = (path: string) => (statSync(path).mode & 0o077) !== 0;
+
+/**
+ * The Hugging Face token of keys file entry `i`: `hf_token` inline, or `hf_token_file` (a path,
+ * relative to the keys file's folder) holding it. Messages name the entry, never the token.
+ */
+function hubTokenOf(entry: Record<string, unknown>, where: string, keysPath: string, warn: (line: string) => void): ResolvedToken | undefined {
+  const inline = entry.hf_token;
+  const file = entry.hf_token_file;
+  if (inline !== undefined && file !== undefined) throw new Error(`${where}: give hf_token or hf_token_file, not both`);
+  if (inline !== undefined) {
+    if (typeof inline !== 'string') throw new Error(`${where}: hf_token must be a string`);
+    if (sharedWithOthers(keysPath)) warn(`${keysPath} holds Hugging Face tokens and other users may read it; chmod 600 it`);
+    return resolveToken({ value: inline, source: `${where}.hf_token` }) ?? undefined;
+  }
+  if (file === undefined) return undefined;
+  if (typeof file !== 'string' || file === '') throw new Error(`${where}: hf_token_file must be a path`);
+  const path = resolve(dirname(keysPath), file);
+  if (!existsSync(path)) throw new Error(`${where}.hf_token_file: ${path} not found`);
+  if (sharedWithOthers(path)) warn(`${path} holds a Hugging Face token and other users may read it; chmod 600 it`);
+  return resolveToken({ value: readFileSync(path, 'utf8'), source: `${where}.hf_token_file (${path})` }) ?? undefined;
+}
+
+/**
+ * Reads a keys file: `{ "keys": [{ "tenant": "team-a", "key": "sk-...", "hf_token_file": "..." }, ...] }`.
+ * `hf_token` / `hf_token_file` are optional: the tenant's Hugging Face token for publishing.
+ */
+export function readKeysFile(path: string, warn: (line: string) => void = () => {}): KeyEntry[] {
   if (!existsSync(path)) throw new Error(`${path}: keys file not found`);
   let json: unknown;
   try {
@@ -55,10 +120,13 @@ export function readKeysFile(path: string): Array<{ tenant: string; key: string 
   const extra = Object.keys(json as object).find((k) => k !== 'keys');
   if (extra !== undefined) throw new Error(`${path}: unknown field '${extra}'`);
   keys.forEach((k, i) => {
-    const unknown = typeof k === 'object' && k !== null ? Object.keys(k).find((f) => f !== 'tenant' && f !== 'key') : undefined;
+    const unknown = typeof k === 'object' && k !== null ? Object.keys(k).find((f) => !KEY_FIELDS.has(f)) : undefined;
     if (unknown !== undefined) throw new Error(`${path}: keys[${i}]: unknown field '${unknown}'`);
   });
-  return checked(keys as Array<{ tenant: unknown; key: unknown }>, (i) => `${path}: keys[${i}]`);
+  return checked(keys as Array<{ tenant: unknown; key: unknown }>, (i) => `${path}: keys[${i}]`).map((entry, i) => {
+    const hubToken = hubTokenOf(keys[i] as Record<string, unknown>, `${path}: keys[${i}]`, path, warn);
+    return hubToken ? { ...entry, hubToken } : entry;
+  });
 }
 
 /** Parses `tenant:key,tenant:key` (the FINETUNE_API_KEYS variable). */

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { validateRepoId } from '@deepen/hub';
 import { readCheckpointConfig, WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from '@deepen/models';
 import { resolveCheckpoint } from '@deepen/trainer';
 import { NAME_PATTERN } from './schemas.js';
@@ -11,6 +12,8 @@ export interface BaseModel {
   dir: string;
   created: number;
   contextLength: number;
+  /** The Hub repository it came from (`owner/name`), if the operator named one: published fine-tunes give it as base_model. */
+  hubRepo: string | null;
 }
 
 export interface ModelInfo {
@@ -39,7 +42,7 @@ export function inspectBaseModel(id: string, path: string): BaseModel {
   const config = readCheckpointConfig(dir);
   if (!existsSync(join(dir, WEIGHTS_FILE)) && !existsSync(join(dir, WEIGHTS_INDEX_FILE))) throw new Error(`${dir}: no ${WEIGHTS_FILE} (or ${WEIGHTS_INDEX_FILE})`);
   if (!existsSync(join(dir, 'tokenizer.json'))) throw new Error(`${dir}: no tokenizer.json (fine-tuning and completions need the model's tokenizer)`);
-  return { id, dir, created: Math.floor(statSync(join(dir, 'config.json')).mtimeMs / 1000), contextLength: config.max_position_embeddings };
+  return { id, dir, created: Math.floor(statSync(join(dir, 'config.json')).mtimeMs / 1000), contextLength: config.max_position_embeddings, hubRepo: null };
 }
 
 /**
@@ -66,6 +69,23 @@ export function discoverBaseModels(modelsDir: string, explicit: string[], warn: 
     found.set(model.id, model);
   }
   return [...found.values()];
+}
+
+/** Records the Hub repository of base models from `NAME=OWNER/NAME` items (the --model-repo flag). */
+export function withHubRepos(models: BaseModel[], items: string[]): BaseModel[] {
+  const repos = new Map<string, string>();
+  for (const item of items) {
+    const at = item.indexOf('=');
+    if (at <= 0) throw new Error(`--model-repo expects NAME=OWNER/NAME, got '${item}'`);
+    const [name, repo] = [item.slice(0, at), item.slice(at + 1)];
+    if (!models.some((m) => m.id === name)) throw new Error(`--model-repo ${name}: no base model of that name (${models.map((m) => m.id).join(', ') || 'none'})`);
+    try {
+      repos.set(name, validateRepoId(repo));
+    } catch (error) {
+      throw new Error(`--model-repo ${name}: ${(error as Error).message}`);
+    }
+  }
+  return models.map((m) => ({ ...m, hubRepo: repos.get(m.id) ?? m.hubRepo }));
 }
 
 /** Base models (every tenant sees them) and each tenant's fine-tuned models and checkpoints. */

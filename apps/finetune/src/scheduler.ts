@@ -1,14 +1,17 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, existsSync, openSync, readFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '@deepen/backend';
 import type { BlobStore } from './blobs.js';
 import { conflict } from './errors.js';
 import { ID_PREFIX, newId, nowSeconds } from './ids.js';
+import type { HubTokens } from './keys.js';
 import type { ModelRegistry } from './models.js';
+import { forkWorker, supervise } from './processes.js';
+import { Publisher } from './publisher.js';
 import type { CheckpointReport, TrainingCommand, TrainingMessage, TrainingSpec } from './worker/protocol.js';
-import type { EventLevel, EventRecord, JobRecord, Store } from './store/types.js';
+import { ACTIVE_STATUSES, type EventLevel, type EventRecord, type JobRecord, type Store } from './store/types.js';
 
 export interface SchedulerOptions {
   store: Store;
@@ -18,6 +21,11 @@ export interface SchedulerOptions {
   jobsDir: string;
   /** The built training worker entry. */
   workerPath: string;
+  /** The built publishing worker entry. */
+  publisherPath: string;
+  /** The Hugging Face Hub that publish targets go to. */
+  hubUrl: string;
+  hubTokens: HubTokens;
   /** TensorFlow.js engine request for workers. */
   engine: string;
   /** Jobs trained at the same time. */
@@ -36,9 +44,8 @@ interface Worker {
   finished: boolean;
   lastStep: number;
   killTimer: NodeJS.Timeout | null;
+  /** Resolves once its exit has been handled. */
   exited: Promise<void>;
-  /** Messages are handled one after another, in the order they came. */
-  queue: Promise<void>;
 }
 
 async function sha256Of(path: string): Promise<string> {
@@ -74,8 +81,21 @@ export class Scheduler {
   private readonly listeners = new Map<string, Set<() => void>>();
   private closing = false;
   private ticking: Promise<void> = Promise.resolve();
+  private readonly publisher: Publisher;
 
-  constructor(private readonly o: SchedulerOptions) {}
+  constructor(private readonly o: SchedulerOptions) {
+    this.publisher = new Publisher({
+      store: o.store,
+      models: o.models,
+      jobsDir: o.jobsDir,
+      workerPath: o.publisherPath,
+      hubUrl: o.hubUrl,
+      hubTokens: o.hubTokens,
+      log: o.log,
+      event: (jobId, level, message, data) => this.event(jobId, level, message, data ?? null),
+      changed: (jobId) => this.notify(jobId),
+    });
+  }
 
   get activeWorkers(): number {
     return this.workers.size;
@@ -84,6 +104,15 @@ export class Scheduler {
   /** Whether a worker of this job is still running (a cancelled one may be finishing its step). */
   isTraining(jobId: string): boolean {
     return this.workers.has(jobId);
+  }
+
+  /**
+   * Whether nothing more will happen to this job: it has ended, no process works on it, and
+   * a succeeded job's publish target (if any) has been published or given up.
+   */
+  isSettled(job: JobRecord): boolean {
+    if (ACTIVE_STATUSES.includes(job.status) || this.workers.has(job.id) || this.publisher.isPublishing(job.id)) return false;
+    return !(job.status === 'succeeded' && (job.publish?.status === 'pending' || job.publish?.status === 'publishing'));
   }
 
   jobDir(jobId: string): string {
@@ -135,6 +164,7 @@ export class Scheduler {
     }
     for (const job of await this.o.store.jobsWithStatus(['validating_files'])) void this.validate(job);
     this.tick();
+    for (const job of await this.o.store.jobsAwaitingPublish()) void this.publisher.start(job);
   }
 
   /** Takes a newly created job: records it, then validates its files in the background. */
@@ -214,26 +244,15 @@ export class Scheduler {
     const specPath = join(dir, 'spec.json');
     writeFileAtomic(specPath, `${JSON.stringify(spec, null, 2)}\n`);
     await this.event(job.id, 'info', existsSync(join(dir, 'run', 'checkpoints')) ? 'Training process started (resuming).' : 'Training process started.');
-    const logFd = openSync(join(dir, 'worker.log'), 'a');
-    let child: ChildProcess;
-    try {
-      // The job id in the arguments lets a restarted service recognise a leftover worker.
-      child = fork(this.o.workerPath, [specPath, job.id], { stdio: ['ignore', logFd, logFd, 'ipc'], execArgv: [] });
-    } finally {
-      closeSync(logFd);
-    }
-    const worker: Worker = { job, child, stopReason: null, finished: false, lastStep: 0, killTimer: null, exited: Promise.resolve(), queue: Promise.resolve() };
+    const child = forkWorker(this.o.workerPath, [specPath, job.id], join(dir, 'worker.log'));
+    const worker: Worker = { job, child, stopReason: null, finished: false, lastStep: 0, killTimer: null, exited: Promise.resolve() };
     this.workers.set(job.id, worker);
-    const enqueue = (work: () => Promise<void>) => {
-      worker.queue = worker.queue.then(work).catch((error: unknown) => this.o.log(`job ${job.id}: ${(error as Error).stack ?? String(error)}`));
-      return worker.queue;
-    };
-    worker.exited = new Promise((resolve) => {
-      // 'close' comes after the last IPC message has been delivered ('exit' may come before).
-      child.on('close', (code, signal) => void enqueue(() => this.onExit(worker, code, signal)).then(resolve));
+    worker.exited = supervise<TrainingMessage>(child, {
+      onMessage: (message) => this.onMessage(worker, message),
+      onExit: (code, signal) => this.onExit(worker, code, signal),
+      label: `job ${job.id}: training`,
+      log: this.o.log,
     });
-    child.on('message', (message: TrainingMessage) => void enqueue(() => this.onMessage(worker, message)));
-    child.on('error', (error) => this.o.log(`job ${job.id}: training process error: ${error.message}`));
     if (child.pid !== undefined) await this.o.store.updateJob(job.id, ['running', 'cancelled'], { workerPid: child.pid });
   }
 
@@ -321,6 +340,8 @@ export class Scheduler {
     }
     this.notify(job.id);
     this.tick();
+    // Publishing starts once the training process is gone (its memory freed, its pid cleared).
+    if (current?.status === 'succeeded' && worker.finished && !this.closing) await this.publisher.start({ ...current, workerPid: null });
   }
 
   /** Cancels a job: a waiting one at once, a running one by stopping its worker after the current step. */
@@ -350,11 +371,12 @@ export class Scheduler {
     worker.killTimer ??= setTimeout(() => worker.child.kill('SIGKILL'), this.o.stopGraceMs);
   }
 
-  /** Stops every worker (each saves a checkpoint after its current step) and waits for them. */
+  /** Stops every worker (each saves a checkpoint after its current step) and every upload, and waits for them. */
   async shutdown(): Promise<void> {
     this.closing = true;
     for (const worker of this.workers.values()) this.stopWorker(worker, 'shutdown');
     await Promise.all([...this.workers.values()].map((w) => w.exited));
+    await this.publisher.shutdown();
     await this.ticking;
   }
 }

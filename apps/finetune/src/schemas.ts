@@ -1,3 +1,4 @@
+import { validateRepoId } from '@deepen/hub';
 import { z } from 'zod';
 import { JOB_STATUSES } from './store/types.js';
 
@@ -29,6 +30,33 @@ export const Hyperparameters = named(
   'Training settings. Every field may be left out or "auto".',
 );
 
+/** Branch names a commit can go to: git's rules, narrowed to characters that need no escaping. */
+const BRANCH_PATTERN = /^(?![./-])(?!.*(?:\.\.|\/\/|\/\.|\.lock$|[./]$))[A-Za-z0-9._/-]{1,128}$/;
+
+export const PublishTarget = named(
+  'PublishTarget',
+  z.strictObject({
+    repo: z
+      .string()
+      .max(193)
+      .superRefine((repo, ctx) => {
+        try {
+          validateRepoId(repo);
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        }
+      })
+      .describe('Hugging Face model repository, owner/name; created if missing. The token used is the tenant\'s own, configured on the service.'),
+    private: z.boolean().optional().describe('Visibility of a repository the upload creates (an existing one keeps its own). Default true.'),
+    revision: z
+      .string()
+      .regex(BRANCH_PATTERN, "must be a branch name: letters, digits, '.', '_', '-' and '/', not starting with '.', '-' or '/', without '..' or '//'")
+      .optional()
+      .describe('Branch to commit to, created from main if missing. Default "main".'),
+  }),
+  'Publish the fine-tuned model to the Hugging Face Hub once training succeeds: config, weights, tokenizer and a generated model card, in one commit.',
+);
+
 export const CreateJobRequest = named(
   'CreateFineTuningJobRequest',
   z.strictObject({
@@ -38,6 +66,7 @@ export const CreateJobRequest = named(
     hyperparameters: Hyperparameters.optional(),
     suffix: z.string().regex(NAME_PATTERN, 'must be 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit').nullable().optional().describe('Part of the fine-tuned model id.'),
     seed: z.int().min(0).max(2_147_483_647).optional().describe('Seed of the data order (default: random, reported on the job).'),
+    publish: PublishTarget.optional(),
   }),
 );
 
@@ -128,6 +157,26 @@ export const FileList = named('FileList', list(FileObject));
 export const FileDeleted = named('FileDeleted', z.object({ id: z.string(), object: z.literal('file'), deleted: z.literal(true) }));
 
 const JobError = z.object({ code: z.string(), message: z.string(), param: z.string().nullable() });
+
+export const PUBLISH_STATUSES = ['pending', 'publishing', 'published', 'failed', 'skipped'] as const;
+export const PublishResult = named(
+  'PublishResult',
+  z.object({
+    repo: z.string(),
+    private: z.boolean(),
+    revision: z.string(),
+    status: z
+      .enum(PUBLISH_STATUSES)
+      .describe(
+        'pending: waiting for training to succeed; publishing: uploading; published: committed (url, commit); failed: the upload was given up (error), the fine-tuned model stays usable; skipped: the job did not succeed, nothing was published.',
+      ),
+    url: z.string().nullable().describe('The repository (or branch) page, once published.'),
+    commit: z.string().nullable().describe('The commit id, once published.'),
+    error: z.object({ code: z.string(), message: z.string() }).nullable(),
+    finished_at: z.int().nullable(),
+  }),
+  "A job's publish target and what became of it.",
+);
 export const FineTuningJob = named(
   'FineTuningJob',
   z.object({
@@ -150,6 +199,7 @@ export const FineTuningJob = named(
     seed: z.int(),
     suffix: z.string().nullable(),
     estimated_finish: z.null(),
+    publish: PublishResult.nullable().describe('The publish target, if the job has one. A failed upload leaves the job succeeded.'),
   }),
 );
 export const FineTuningJobList = named('FineTuningJobList', list(FineTuningJob));

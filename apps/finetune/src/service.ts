@@ -6,7 +6,7 @@ import { BlobStore } from './blobs.js';
 import type { ServiceContext } from './context.js';
 import { dispatcher } from './http/dispatch.js';
 import { InferenceClient } from './inference.js';
-import type { ApiKeys } from './keys.js';
+import type { ApiKeys, HubTokens } from './keys.js';
 import { ModelRegistry, type BaseModel } from './models.js';
 import { openApiDocument } from './openapi.js';
 import { fileRoutes } from './routes/files.js';
@@ -21,6 +21,10 @@ export interface ServiceOptions {
   port: number;
   dataDir: string;
   keys: ApiKeys;
+  /** Each tenant's Hugging Face token, for publish targets. */
+  hubTokens: HubTokens;
+  /** The Hugging Face Hub that publish targets go to. */
+  hubUrl: string;
   baseModels: BaseModel[];
   concurrency: number;
   /** TensorFlow.js engine request for the worker processes. */
@@ -59,10 +63,23 @@ export async function startService(o: ServiceOptions): Promise<RunningService> {
   const store = new SqliteStore(paths.database);
   const blobs = new BlobStore(paths.files);
   const models = new ModelRegistry(o.baseModels, store);
-  const scheduler = new Scheduler({ store, blobs, models, jobsDir: paths.jobs, workerPath: workerEntry('train'), engine: o.engine, concurrency: o.concurrency, stopGraceMs: o.stopGraceMs, log: o.log });
+  const scheduler = new Scheduler({
+    store,
+    blobs,
+    models,
+    jobsDir: paths.jobs,
+    workerPath: workerEntry('train'),
+    publisherPath: workerEntry('publish'),
+    hubUrl: o.hubUrl,
+    hubTokens: o.hubTokens,
+    engine: o.engine,
+    concurrency: o.concurrency,
+    stopGraceMs: o.stopGraceMs,
+    log: o.log,
+  });
   const inference = new InferenceClient({ workerPath: workerEntry('inference'), engine: o.engine, timeoutMs: o.completionTimeoutMs, log: o.log });
   let accepting = true;
-  const ctx: ServiceContext = { store, blobs, models, scheduler, inference, maxUploadBytes: o.maxUploadBytes, accepting: () => accepting };
+  const ctx: ServiceContext = { store, blobs, models, scheduler, inference, hubTokens: o.hubTokens, maxUploadBytes: o.maxUploadBytes, accepting: () => accepting };
   let document: unknown = null;
   const routes = [...fileRoutes(ctx), ...jobRoutes(ctx), ...modelRoutes(ctx)];
   routes.push(...systemRoutes(ctx, () => (document ??= openApiDocument(routes, { version: o.version }))));

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
-import type { FileObject, FineTuningJob, JobCheckpoint, JobEvent } from './schemas.js';
-import type { CheckpointRecord, EventRecord, FileRecord, JobRecord, Page } from './store/types.js';
+import type { FileObject, FineTuningJob, JobCheckpoint, JobEvent, PublishResult } from './schemas.js';
+import type { CheckpointRecord, EventRecord, FileRecord, JobRecord, Page, PublishRecord } from './store/types.js';
 
 /** Records as the API shows them (OpenAI's field names and objects). */
 export const fileView = (f: FileRecord): z.infer<typeof FileObject> => ({
@@ -36,6 +36,19 @@ export const jobView = (j: JobRecord): z.infer<typeof FineTuningJob> => ({
   seed: j.seed,
   suffix: j.suffix,
   estimated_finish: null,
+  publish: j.publish === null ? null : publishView(j.status, j.publish),
+});
+
+const publishView = (status: JobRecord['status'], p: PublishRecord): z.infer<typeof PublishResult> => ({
+  repo: p.repo,
+  private: p.private,
+  revision: p.revision,
+  // A job that did not succeed never publishes; its target stays 'pending' in the store.
+  status: p.status === 'pending' && (status === 'failed' || status === 'cancelled') ? 'skipped' : p.status,
+  url: p.url,
+  commit: p.commit,
+  error: p.error,
+  finished_at: p.finishedAt,
 });
 
 export const eventView = (e: EventRecord): z.infer<typeof JobEvent> => ({

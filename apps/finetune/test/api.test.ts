@@ -91,7 +91,21 @@ describe('request bodies and query parameters', () => {
   });
 
   const jobCases: Array<[string, Record<string, unknown>, number, string | null, string, RegExp?]> = [
-    ['an unknown field', { publish: { repo: 'me/model' } }, 400, 'publish', 'unknown_parameter', /Unknown parameter 'publish'/],
+    ['an unknown field', { integrations: [] }, 400, 'integrations', 'unknown_parameter', /Unknown parameter 'integrations'/],
+    ['an unknown field of the publish target', { publish: { repo: 'acme/model', token: 'hf_mine' } }, 400, 'publish.token', 'unknown_parameter', /Unknown parameter 'publish.token'/],
+    ['a publish target without a repository', { publish: { private: true } }, 400, 'publish.repo', 'missing_required_parameter'],
+    ['a repository id without an owner', { publish: { repo: 'model' } }, 400, 'publish.repo', 'invalid_value', /'model' is not a repository id: expected owner\/name/],
+    ['a repository id the Hub refuses', { publish: { repo: 'acme/my--model' } }, 400, 'publish.repo', 'invalid_value', /must be 1-96 letters/],
+    ['a revision that is no branch name', { publish: { repo: 'acme/model', revision: '../main' } }, 400, 'publish.revision', 'invalid_value', /must be a branch name/],
+    ['visibility as a string', { publish: { repo: 'acme/model', private: 'yes' } }, 400, 'publish.private', 'invalid_type'],
+    [
+      'a publish target from a tenant without a Hugging Face token',
+      { publish: { repo: 'acme/model' } },
+      400,
+      'publish',
+      'hub_token_missing',
+      /tenant 'acme' has no Hugging Face token on this service/,
+    ],
     ['an unknown hyperparameter', { hyperparameters: { lr: 0.1 } }, 400, 'hyperparameters.lr', 'unknown_parameter'],
     ['a missing model', { model: undefined }, 400, 'model', 'missing_required_parameter', /Missing required parameter 'model'/],
     ['a model of the wrong type', { model: 7 }, 400, 'model', 'invalid_type', /expected string, received number/],
@@ -319,6 +333,11 @@ describe('OpenAPI document', () => {
     const create = doc.components.schemas.CreateFineTuningJobRequest;
     expect(create.additionalProperties).toBe(false);
     expect(create.required).toEqual(['model', 'training_file']);
+    expect(create.properties.publish).toEqual({ $ref: '#/components/schemas/PublishTarget' });
+    expect(doc.components.schemas.PublishTarget).toMatchObject({ additionalProperties: false, required: ['repo'] });
+    expect(Object.keys(doc.components.schemas.PublishTarget.properties)).toEqual(['repo', 'private', 'revision']);
+    expect(doc.components.schemas.FineTuningJob.properties.publish.anyOf).toContainEqual({ $ref: '#/components/schemas/PublishResult' });
+    expect(doc.components.schemas.PublishResult.properties.status.enum).toEqual(['pending', 'publishing', 'published', 'failed', 'skipped']);
     expect(Object.keys(doc.components.schemas.Hyperparameters.properties)).toEqual(['n_epochs', 'batch_size', 'learning_rate', 'warmup', 'max_seq_len']);
     expect(doc.paths['/v1/fine_tuning/jobs'].post.requestBody.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/CreateFineTuningJobRequest' });
     expect(doc.paths['/v1/fine_tuning/jobs'].get.parameters.map((p: Json) => p.name)).toEqual(['after', 'limit']);

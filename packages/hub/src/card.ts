@@ -13,6 +13,11 @@ export interface ModelCardOptions {
   schemeDescription?: string;
   /** More tags for the front matter. */
   tags?: string[];
+  /**
+   * Sections the publisher knows about and the checkpoint's files do not (how a fine-tune was
+   * made, say), placed after the normalization section. `body` is Markdown.
+   */
+  sections?: Array<{ heading: string; body: string }>;
 }
 
 /** Everything a card states, gathered from the checkpoint's files. */
@@ -292,6 +297,7 @@ export function modelCard(facts: CardFacts, options: ModelCardOptions = {}): str
     '',
     normalization(facts, scheme, folded, stockCompatible, options.schemeDescription),
   ];
+  for (const section of options.sections ?? []) sections.push('', `## ${section.heading}`, '', section.body.trim());
   if (facts.training) sections.push('', '## Training', '', training(facts.training));
   if (facts.pruning) sections.push('', '## Pruning', '', pruningSection(facts.pruning));
   sections.push('', '## Depth diagnostics', '', diagnostics(facts));

@@ -10,7 +10,7 @@ export { readTrainingRecord, readPruneRecord, readAnalysisRecord } from './run-r
 export type { TrainingRecord, PruneRecord, AnalysisRecord } from './run-record.js';
 export { HubError } from './errors.js';
 export type { HubErrorKind } from './errors.js';
-export { resolveToken, tokenFilePath } from './token.js';
+export { resolveToken, tokenFilePath, redact } from './token.js';
 export type { ResolvedToken } from './token.js';
 export { HF_PREFIX, DEFAULT_HUB_URL, isHubRef, parseHubRef, formatHubRef, validateRepoId, hubUrlFrom } from './repo.js';
 export type { RepoRef } from './repo.js';

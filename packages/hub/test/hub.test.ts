@@ -237,6 +237,12 @@ describe('model card', () => {
     expect(card).toContain('pnpm pretrain generate hf:alice/tiny-pruned@v1');
     expect(card).not.toContain('## Training');
   });
+
+  it("adds the publisher's own sections after the normalization", () => {
+    const card = planPublish(run.runDir, { repo: 'alice/tiny-tuned', card: { baseModel: 'alice/tiny-lns', sections: [{ heading: 'Fine-tuning', body: 'Fine-tuned from `tiny-lns` on 6 examples.\n' }] } }).card;
+    expect(frontMatter(card)).toMatchObject({ base_model: 'alice/tiny-lns' });
+    expect(card).toMatch(/\n## Normalization\n\n[^#]*\n\n## Fine-tuning\n\nFine-tuned from `tiny-lns` on 6 examples\.\n\n## Training\n/);
+  });
 });
 
 describe('download', () => {

@@ -1,12 +1,13 @@
 import { randomInt } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { z } from 'zod';
 import type { ServiceContext } from '../context.js';
 import { badRequest, notFound } from '../errors.js';
 import { ID_PREFIX, isId, newId, nowSeconds } from '../ids.js';
 import { defineRoute, HANDLED, type Route } from '../http/routes.js';
 import { resolveHyperparameters } from '../plan.js';
 import { CreateJobRequest, EventsQuery, FineTuningJob, FineTuningJobList, JobCheckpointList, JobEventList, PageQuery } from '../schemas.js';
-import { ACTIVE_STATUSES, type FileRecord, type JobRecord } from '../store/types.js';
+import type { FileRecord, JobRecord, PublishRecord } from '../store/types.js';
 import { checkpointView, eventView, jobView, listView } from '../views.js';
 import { paged } from './paging.js';
 
@@ -22,6 +23,18 @@ async function referencedFile(ctx: ServiceContext, tenant: string, id: string, f
   const file = isId(ID_PREFIX.file, id) ? await ctx.store.getFile(tenant, id) : null;
   if (!file) throw badRequest(`Invalid value for '${field}': no file '${id}' found.`, 'file_not_found', field);
   return file;
+}
+
+/** A job's publish target as requested; refused unless the operator gave this tenant a Hugging Face token. */
+function publishTarget(ctx: ServiceContext, tenant: string, request: NonNullable<z.output<typeof CreateJobRequest>['publish']>): PublishRecord {
+  if (ctx.hubTokens.tokenOf(tenant) === null) {
+    throw badRequest(
+      `Invalid value for 'publish': tenant '${tenant}' has no Hugging Face token on this service, so it cannot publish; the operator adds one to the tenant's entry in the keys file ("hf_token_file").`,
+      'hub_token_missing',
+      'publish',
+    );
+  }
+  return { repo: request.repo, private: request.private ?? true, revision: request.revision ?? 'main', status: 'pending', url: null, commit: null, error: null, startedAt: null, finishedAt: null };
 }
 
 const SSE_POLL_MS = 1000;
@@ -54,7 +67,7 @@ async function streamEvents(ctx: ServiceContext, job: JobRecord, fromSeq: number
       if (events.length < 500) break;
     }
     const current = await ctx.store.findJob(job.id);
-    if (current && !ACTIVE_STATUSES.includes(current.status) && !ctx.scheduler.isTraining(job.id)) {
+    if (current && ctx.scheduler.isSettled(current)) {
       // One more read: events written while the status was being checked.
       const last = await ctx.store.eventsSince(job.id, seq, 500);
       for (const e of last) res.write(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(eventView(e))}\n\n`);
@@ -97,7 +110,9 @@ export function jobRoutes(ctx: ServiceContext): Route[] {
       description:
         'Supervised fine-tuning of a base model on an uploaded file: the loss counts only completion / assistant tokens. ' +
         'The job starts in validating_files, then queued, running, and ends succeeded, failed or cancelled. ' +
-        'Validation loss and token accuracy are measured and a checkpoint is saved after every epoch.',
+        'Validation loss and token accuracy are measured and a checkpoint is saved after every epoch. ' +
+        "With `publish`, the fine-tuned model is then uploaded to the Hugging Face Hub with the tenant's own token (configured on the service; 400 without one); " +
+        'the job succeeds when training does, and `publish.status` follows the upload.',
       body: CreateJobRequest,
       response: FineTuningJob,
       errors: [400, 413, 415],
@@ -106,6 +121,7 @@ export function jobRoutes(ctx: ServiceContext): Route[] {
         if (!base) throw badRequest(`Invalid value for 'model': no base model '${body.model}' (GET /v1/models lists them).`, 'model_not_found', 'model');
         const training = await referencedFile(ctx, tenant, body.training_file, 'training_file');
         const validation = body.validation_file ? await referencedFile(ctx, tenant, body.validation_file, 'validation_file') : null;
+        const publish = body.publish ? publishTarget(ctx, tenant, body.publish) : null;
         const { hyperparameters, totalSteps } = resolveHyperparameters(body.hyperparameters ?? {}, { examples: training.examples, contextLength: base.contextLength });
         const id = newId(ID_PREFIX.job);
         const suffix = body.suffix ?? null;
@@ -128,6 +144,7 @@ export function jobRoutes(ctx: ServiceContext): Route[] {
           startedAt: null,
           finishedAt: null,
           trainedTokens: null,
+          publish,
           workerPid: null,
         };
         await ctx.store.insertJob(job);
@@ -181,7 +198,8 @@ export function jobRoutes(ctx: ServiceContext): Route[] {
       summary: "A job's events: newest first, or streamed",
       description:
         'Without `stream`: a page of events, newest first. With `stream=true`: Server-Sent Events (`id` is the event id, `event` its type, `data` the event object) ' +
-        'from the first event, or after `after` / the Last-Event-ID header, live until the job ends; the stream closes with `data: [DONE]`.',
+        'from the first event, or after `after` / the Last-Event-ID header, live until the job ends (and, for a succeeded job with a publish target, until it is published or has failed); ' +
+        'the stream closes with `data: [DONE]`.',
       query: EventsQuery,
       response: JobEventList,
       stream: true,

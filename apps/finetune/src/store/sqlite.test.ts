@@ -29,6 +29,7 @@ const job = (id: string, tenant: string, overrides: Partial<JobRecord> = {}): Jo
   startedAt: null,
   finishedAt: null,
   trainedTokens: null,
+  publish: null,
   workerPid: null,
   ...overrides,
 });
@@ -90,6 +91,22 @@ describe('SqliteStore', () => {
     await s.close();
   });
 
+  it('keeps publish targets and finds the succeeded jobs whose upload is still to do', async () => {
+    const s = new SqliteStore(path());
+    const target = { repo: 'acme/model', private: true, revision: 'main', status: 'pending' as const, url: null, commit: null, error: null, startedAt: null, finishedAt: null };
+    await s.insertJob(job('ftjob-1', 't1', { publish: target }));
+    await s.insertJob(job('ftjob-2', 't1', { publish: target }));
+    await s.insertJob(job('ftjob-3', 't1', { status: 'succeeded' }));
+    expect((await s.getJob('t1', 'ftjob-1'))?.publish).toEqual(target);
+    expect(await s.jobsAwaitingPublish()).toEqual([]); // not trained yet
+    await s.updateJob('ftjob-1', ['queued'], { status: 'succeeded' });
+    await s.updateJob('ftjob-2', ['queued'], { status: 'succeeded', publish: { ...target, status: 'published', url: 'https://hub/acme/model', commit: 'abc' } });
+    expect((await s.jobsAwaitingPublish()).map((j) => j.id)).toEqual(['ftjob-1']);
+    await s.updateJob('ftjob-1', ['succeeded'], { publish: { ...target, status: 'publishing', startedAt: 7 } });
+    expect((await s.jobsAwaitingPublish()).map((j) => [j.id, j.publish?.status])).toEqual([['ftjob-1', 'publishing']]);
+    await s.close();
+  });
+
   it('records one checkpoint per step (a later report replaces an earlier one)', async () => {
     const s = new SqliteStore(path());
     await s.insertJob(job('ftjob-1', 't1'));
@@ -121,6 +138,6 @@ describe('SqliteStore', () => {
     const db = new Database(p);
     db.pragma('user_version = 99');
     db.close();
-    expect(() => new SqliteStore(p)).toThrow(/schema version 99 is newer than this service understands \(1\)/);
+    expect(() => new SqliteStore(p)).toThrow(/schema version 99 is newer than this service understands \(2\)/);
   });
 });

@@ -93,6 +93,10 @@ const MIGRATIONS = [
   );
   CREATE INDEX models_by_tenant ON models (tenant, seq);
   `,
+  // A job's publish target and its outcome, as JSON (no credentials: those stay in memory).
+  `
+  ALTER TABLE jobs ADD COLUMN publish TEXT;
+  `,
 ];
 
 type Row = Record<string, unknown>;
@@ -128,6 +132,7 @@ const jobFromRow = (r: Row): JobRecord => ({
   startedAt: (r.started_at as number | null) ?? null,
   finishedAt: (r.finished_at as number | null) ?? null,
   trainedTokens: (r.trained_tokens as number | null) ?? null,
+  publish: r.publish === null || r.publish === undefined ? null : JSON.parse(r.publish as string),
   workerPid: (r.worker_pid as number | null) ?? null,
 });
 
@@ -149,6 +154,7 @@ const JOB_COLUMNS: Record<keyof Omit<JobRecord, 'id' | 'tenant'>, [string, (v: n
   startedAt: ['started_at', (v) => v],
   finishedAt: ['finished_at', (v) => v],
   trainedTokens: ['trained_tokens', (v) => v],
+  publish: ['publish', (v) => (v === null ? null : JSON.stringify(v))],
   workerPid: ['worker_pid', (v) => v],
 };
 
@@ -300,6 +306,12 @@ export class SqliteStore implements Store {
 
   async updateJob(id: string, from: readonly JobStatus[], patch: Partial<Omit<JobRecord, 'id' | 'tenant'>>): Promise<JobRecord | null> {
     return this.db.transaction(() => this.update(id, from, patch))();
+  }
+
+  async jobsAwaitingPublish(): Promise<JobRecord[]> {
+    return (
+      this.db.prepare("SELECT * FROM jobs WHERE status = 'succeeded' AND json_extract(publish, '$.status') IN ('pending', 'publishing') ORDER BY seq").all() as Row[]
+    ).map(jobFromRow);
   }
 
   async claimQueuedJob(patch: Partial<Omit<JobRecord, 'id' | 'tenant' | 'status'>>): Promise<JobRecord | null> {

@@ -33,6 +33,26 @@ export interface JobError {
   param: string | null;
 }
 
+/** Where a publish target stands: waiting for training, uploading, done, or given up. */
+export type PublishStatus = 'pending' | 'publishing' | 'published' | 'failed';
+
+/** A job's publish target on the Hugging Face Hub and what became of it. Never holds a token. */
+export interface PublishRecord {
+  /** `owner/name`. */
+  repo: string;
+  /** Visibility of a repository the upload creates (an existing one keeps its own). */
+  private: boolean;
+  /** Branch committed to. */
+  revision: string;
+  status: PublishStatus;
+  /** The repository (or branch) page once published. */
+  url: string | null;
+  commit: string | null;
+  error: { code: string; message: string } | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
 export interface JobRecord {
   id: string;
   tenant: string;
@@ -55,7 +75,9 @@ export interface JobRecord {
   startedAt: number | null;
   finishedAt: number | null;
   trainedTokens: number | null;
-  /** The process training it now, if any (to stop a stale one after a crash). */
+  /** Where the fine-tuned model is published once training succeeds, if anywhere. */
+  publish: PublishRecord | null;
+  /** The process training or publishing it now, if any (to stop a stale one after a crash). */
   workerPid: number | null;
 }
 
@@ -147,6 +169,8 @@ export interface Store {
    * both win); returns the updated job, or null when the status had moved on.
    */
   updateJob(id: string, from: readonly JobStatus[], patch: Partial<Omit<JobRecord, 'id' | 'tenant'>>): Promise<JobRecord | null>;
+  /** Succeeded jobs whose publish target is pending or was being uploaded, oldest first. */
+  jobsAwaitingPublish(): Promise<JobRecord[]>;
   /** Moves the oldest queued job to running; null when none is queued. */
   claimQueuedJob(patch: Partial<Omit<JobRecord, 'id' | 'tenant' | 'status'>>): Promise<JobRecord | null>;
 

@@ -1,4 +1,5 @@
 import type { ChatMessage } from '@deepen/data';
+import type { ModelCardOptions, ResolvedToken } from '@deepen/hub';
 import type { CheckpointMetrics, Hyperparameters } from '../store/types.js';
 
 /** What a training worker is told to do (written to <job>/spec.json before it starts). */
@@ -52,3 +53,29 @@ export interface CompletionJob {
 export type CompletionOutcome =
   | { id: number; ok: true; text: string; promptTokens: number; completionTokens: number; finishReason: 'stop' | 'length' }
   | { id: number; ok: false; status: number; message: string; param: string | null; code: string };
+
+/** What a publishing process is told to do (written to <job>/publish.json; no token in it). */
+export interface PublishSpec {
+  jobId: string;
+  /** The fine-tuned model's folder. */
+  modelDir: string;
+  repo: string;
+  private: boolean;
+  revision: string;
+  hubUrl: string;
+  commitMessage: string;
+  card: ModelCardOptions;
+}
+
+/** From the service to a publishing process: its tenant's token, over IPC only (never argv, env or disk). */
+export type PublishCommand = { type: 'token'; token: ResolvedToken };
+
+/** Messages from a publishing process to the service. */
+export type PublishMessage =
+  /** Listening for the token. */
+  | { type: 'ready' }
+  /** A file's upload passed another quarter. */
+  | { type: 'progress'; path: string; size: number; fraction: number }
+  | { type: 'retry'; request: string; reason: string; attempt: number; delayMs: number }
+  | { type: 'published'; url: string; commit: string; created: boolean; files: Array<{ path: string; size: number }> }
+  | { type: 'failed'; code: string; status: number | null; message: string };

@@ -1,7 +1,7 @@
 // The training process of one fine-tuning job, forked by the service. It reports through IPC
 // messages only; the service owns the database. Started again after a crash, it continues
 // from the newest checkpoint in the job's run folder.
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '@deepen/backend';
 import { BatchIterator, encodeSftRecord, SftSequences, Tokenizer } from '@deepen/data';
@@ -9,17 +9,12 @@ import { loadCheckpoint, saveCheckpoint, type LlamaModel } from '@deepen/models'
 import { CHECKPOINTS_DIR, listCheckpoints, loadTrainingState, Trainer, TrainingDivergedError, type EvalEvent, type LoadedTrainingState, type StepEvent } from '@deepen/trainer';
 import { stepsPerEpoch } from '../plan.js';
 import { readTrainingFile, TrainingFileError } from '../training-file.js';
+import { readSpec, runWorker, send as sendMessage } from './ipc.js';
 import type { CheckpointReport, TrainingCommand, TrainingMessage, TrainingSpec } from './protocol.js';
 
 const TOKENIZER_FILE = 'tokenizer.json';
 
-function send(message: TrainingMessage): Promise<void> {
-  return new Promise((resolve) => {
-    if (!process.connected) return resolve();
-    process.send!(message, undefined, {}, () => resolve());
-  });
-}
-
+const send = (message: TrainingMessage) => sendMessage(message);
 const log = (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) => send({ type: 'log', level, message, ...(data ? { data } : {}) });
 
 /** A job failure with the code the job's error carries. */
@@ -176,12 +171,8 @@ async function run(spec: TrainingSpec, stop: { requested: boolean; trainer: Trai
 }
 
 async function main(): Promise<number> {
-  const specPath = process.argv[2];
-  if (!specPath || !process.send) {
-    process.stderr.write('finetune training worker: started by the service (child_process.fork with a spec path)\n');
-    return 2;
-  }
-  const spec = JSON.parse(readFileSync(specPath, 'utf8')) as TrainingSpec;
+  const spec = readSpec<TrainingSpec>('training');
+  if (spec === null) return 2;
   const stop: { requested: boolean; trainer: Trainer | null } = { requested: false, trainer: null };
   process.on('message', (message: TrainingCommand) => {
     if (message?.type !== 'stop') return;
@@ -207,6 +198,4 @@ async function main(): Promise<number> {
   }
 }
 
-const code = await main();
-if (process.connected) process.disconnect();
-process.exit(code);
+await runWorker(main);

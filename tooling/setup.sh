@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the build needs: a compiler and Python for node-gyp builds, OpenBLAS for
 # deepen's native CPU engine (its matrix products), and the DejaVu fonts that report charts
-# are rendered to PNG with. List any addition here.
-APT_PACKAGES=(python3 make g++ libopenblas-dev fonts-dejavu-core)
+# are rendered to PNG with, and strace for the test that checks the fsync order of a checkpoint
+# save. List any addition here.
+APT_PACKAGES=(python3 make g++ libopenblas-dev fonts-dejavu-core strace)
 
 node_version=$(node -p 'process.versions.node' 2>/dev/null || echo 0)
 if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'; then

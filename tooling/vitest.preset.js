@@ -1,6 +1,8 @@
 // @ts-check
 import { defineConfig } from 'vitest/config';
 
+const SOURCE_CONDITIONS = ['@deepen/source', 'module', 'node', 'import', 'default'];
+
 /**
  * Shared vitest settings. Tests live next to the code (`src/**\/*.test.ts`) or in `test/`.
  * Besides the console output, every run writes `.vitest-report.json`, which
@@ -11,6 +13,11 @@ import { defineConfig } from 'vitest/config';
  */
 export function deepenVitest(overrides = {}) {
   return defineConfig({
+    // Workspace packages resolve to their TypeScript sources (the "@deepen/source" export
+    // condition), so a package's tests always run against the current code of the packages
+    // it uses, never against whatever dist/ was last built.
+    resolve: { conditions: SOURCE_CONDITIONS },
+    ssr: { resolve: { conditions: SOURCE_CONDITIONS } },
     test: {
       include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
       environment: 'node',

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { BACKEND_ENV_VAR, helpText, parseEngineRequest, parseFlags, UsageError, type FlagSpec, type FlagValues } from '@deepen/backend';
+import { BACKEND_ENV_VAR, parseEngineRequest } from '@deepen/backend';
+import { helpText, parseFlags, UsageError, type FlagSpec, type FlagValues } from '@deepen/core';
 import { DEFAULT_HUB_URL, hubUrlFrom } from '@deepen/hub';
 import { ApiKeys, createKeysFile, HubTokens, parseKeysVariable, readKeysFile, type KeyEntry } from './keys.js';
 import { discoverBaseModels, withHubRepos } from './models.js';

@@ -1,7 +1,8 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { validateRepoId } from '@deepen/hub';
-import { readCheckpointConfig, WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from '@deepen/models';
+import { WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from '@deepen/core';
+import { readCheckpointConfig } from '@deepen/models';
 import { resolveCheckpoint } from '@deepen/trainer';
 import { NAME_PATTERN } from './schemas.js';
 import type { ModelRecord, Store } from './store/types.js';

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { writeFileAtomic } from '@deepen/backend';
+import { writeFileDurable } from '@deepen/core';
 import { formatBytes, redact, type ModelCardOptions, type ResolvedToken } from '@deepen/hub';
 import { nowSeconds } from './ids.js';
 import type { HubTokens } from './keys.js';
@@ -155,7 +155,7 @@ export class Publisher {
       card,
     };
     const specPath = join(dir, 'publish.json');
-    writeFileAtomic(specPath, `${JSON.stringify(spec, null, 2)}\n`);
+    writeFileDurable(specPath, `${JSON.stringify(spec, null, 2)}\n`);
     const child = forkWorker(this.o.workerPath, [specPath, job.id], join(dir, 'publish.log'));
     const upload: Upload = { jobId: job.id, target, child, token, finished: false, stopping: false, exited: Promise.resolve() };
     this.uploads.set(job.id, upload);

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '@deepen/backend';
+import { writeFileDurable } from '@deepen/core';
 import type { BlobStore } from './blobs.js';
 import { conflict } from './errors.js';
 import { ID_PREFIX, newId, nowSeconds } from './ids.js';
@@ -242,7 +242,7 @@ export class Scheduler {
       engine: this.o.engine,
     };
     const specPath = join(dir, 'spec.json');
-    writeFileAtomic(specPath, `${JSON.stringify(spec, null, 2)}\n`);
+    writeFileDurable(specPath, `${JSON.stringify(spec, null, 2)}\n`);
     await this.event(job.id, 'info', existsSync(join(dir, 'run', 'checkpoints')) ? 'Training process started (resuming).' : 'Training process started.');
     const child = forkWorker(this.o.workerPath, [specPath, job.id], join(dir, 'worker.log'));
     const worker: Worker = { job, child, stopReason: null, finished: false, lastStep: 0, killTimer: null, exited: Promise.resolve() };

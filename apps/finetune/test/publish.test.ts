@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The Hub on loopback that @deepen/hub's own tests use (see turbo.json: a test input here too).
-import { FakeHub } from '../../../packages/hub/test/hub-server.js';
+import { FakeHub } from '@deepen/hub/testing';
 import { FineTuningJob } from '../src/schemas.js';
 import { allEvents, client, COLORS, jsonl, makeBaseModel, readSse, startService, tempDir, waitForEvent, waitForJob, type Client, type Json, type ServiceProcess } from './helpers.js';
 

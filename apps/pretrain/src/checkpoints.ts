@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Tokenizer } from '@deepen/data';
-import { download, formatBytes, formatHubRef, isHubRef, locateCheckpoint, parseHubRef } from '@deepen/hub';
+import { locateCheckpoint } from '@deepen/core';
+import { download, formatBytes, formatHubRef, isHubRef, parseHubRef } from '@deepen/hub';
 import { loadCheckpoint, type LlamaModel } from '@deepen/models';
 import { UsageError } from './flags.js';
 

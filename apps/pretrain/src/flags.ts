@@ -1,4 +1,4 @@
-// The flag parser is shared with the finetune service and lives in @deepen/backend; the
-// commands keep importing it from here.
-export { helpText, parseFlags, UsageError } from '@deepen/backend';
-export type { FlagSpec, FlagValues } from '@deepen/backend';
+// The flag parser is shared with the finetune service and lives in @deepen/core; the commands
+// keep importing it from here.
+export { helpText, parseFlags, UsageError } from '@deepen/core';
+export type { FlagSpec, FlagValues } from '@deepen/core';

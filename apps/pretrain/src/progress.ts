@@ -1,4 +1,3 @@
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Trainer } from '@deepen/trainer';
 
 function duration(seconds: number): string {
@@ -46,28 +45,4 @@ export function attachProgress(trainer: Trainer, mode: OutputMode, out: NodeJS.W
   trainer.on('done', () => {
     if (live) out.write('\n');
   });
-}
-
-/**
- * Appends every trainer event to <run>/metrics.jsonl. On resume the file is first cut back
- * to the checkpoint's step, so it never holds steps the resumed run will redo.
- */
-export function attachJsonl(trainer: Trainer, path: string, resumeStep: number | null): void {
-  if (resumeStep !== null && existsSync(path)) {
-    const kept = readFileSync(path, 'utf8')
-      .split('\n')
-      .filter((line) => {
-        if (!line.trim()) return false;
-        try {
-          const step = (JSON.parse(line) as { step?: number }).step;
-          return step === undefined || step <= resumeStep;
-        } catch {
-          return false;
-        }
-      });
-    writeFileSync(path, kept.length > 0 ? `${kept.join('\n')}\n` : '');
-  }
-  for (const event of ['step', 'eval', 'diagnostics', 'checkpoint', 'done', 'error'] as const) {
-    trainer.on(event, (payload) => appendFileSync(path, `${JSON.stringify({ event, time: new Date().toISOString(), ...payload })}\n`));
-  }
 }

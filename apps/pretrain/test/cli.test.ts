@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { nativeEngineStatus } from '@deepen/backend';
+import { readRunRecord } from '@deepen/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The loopback Hub that @deepen/hub's own tests run against.
-import { FakeHub } from '../../../packages/hub/test/hub-server.js';
+import { FakeHub } from '@deepen/hub/testing';
 
 const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 // An absolute URL, since the child runs in a temporary folder where 'tsx' does not resolve.
@@ -108,7 +109,7 @@ describe('pretrain train', () => {
     expect(readdirSync(join(out, 'checkpoints', 'step-0000004')).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'optimizer.safetensors', 'tokenizer.json', 'trainer_state.json']);
     const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(metrics.filter((m) => m.event === 'step')).toHaveLength(4);
-    expect(JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')).flags).toMatchObject({ preset: 'tiny', norm: 'lns', steps: 4 });
+    expect(readRunRecord(out)!.settings).toMatchObject({ preset: 'tiny', norm: 'lns', steps: 4 });
 
     const again = run(['train', ...TINY, '--steps', '4', '--out', out]);
     expect(again.code).toBe(2);

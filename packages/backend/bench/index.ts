@@ -5,7 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { compare } from '@deepen/tooling/bench';
-import { initBackend, originalKernel, Rng } from '../src/index.js';
+import { Rng } from '@deepen/core';
+import { initBackend, originalKernel } from '../src/index.js';
 
 const quick = process.env.DEEPEN_BENCH_QUICK === '1';
 // The tfjs kernel costs O(vocab x tokens x hidden): keep the shape small enough for it to finish.

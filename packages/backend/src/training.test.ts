@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from './init.js';
 import { TensorCountWatch } from './leaks.js';
-import { Rng, randomNormal } from './random.js';
+import { Rng } from '@deepen/core';
+import { randomNormal } from './random.js';
 
 /**
  * The smallest model with every piece a language model's backward pass needs from the

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fusedAdam, fusedAttention, fusedCrossEntropy, fusedRmsNorm, fusedRope, fusedSwiGlu, hasFused } from '../src/fused/index.js';
-import { Rng } from '../src/random.js';
+import { Rng } from '@deepen/core';
 import { expectClose, nativeLoad, skipNative, skipReason, startNativeAndCpu } from './native-support.js';
 
 const rng = Rng.fromSeed(7);

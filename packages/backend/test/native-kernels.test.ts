@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Rng } from '../src/random.js';
+import { Rng } from '@deepen/core';
 import { expectClose, nativeLoad, onBoth, skipNative, skipReason, startNativeAndCpu } from './native-support.js';
 
 const rng = Rng.fromSeed(20261123);

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { basename, dirname, extname, join, relative, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { Rng } from '@deepen/backend';
+import { Rng } from '@deepen/core';
 
 /** One document of a corpus. */
 export interface Document {

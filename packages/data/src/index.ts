@@ -14,5 +14,4 @@ export { SftSequences, encodeSftRecord, encodeCompletionPrompt, encodeChatPrompt
 export type { SftRecord, SftSegment, SftSequenceOptions, PromptCompletion, ChatMessage, ChatRole } from './sft.js';
 export { BatchIterator, sequentialBatches } from './loader.js';
 export type { Batch, LoaderState } from './loader.js';
-export { defaultCacheDir } from './cache-dir.js';
 export { byteLevelPreTokens, BYTE_TO_CHAR } from './byte-level.js';

@@ -1,4 +1,4 @@
-import { Rng } from '@deepen/backend';
+import { Rng } from '@deepen/core';
 import type { SequenceSource } from './packing.js';
 
 /** Everything needed to resume a loader exactly: small, plain JSON. */

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeDirAtomic } from '@deepen/backend';
-import { defaultCacheDir } from './cache-dir.js';
+import { cacheDir, currentDir, writeDirDurable } from '@deepen/core';
 import type { Corpus, Document } from './corpus.js';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -67,14 +66,15 @@ function readSplit(dir: string, name: string, index: CacheIndex): TokenizedSplit
  */
 export async function tokenizeCorpus(corpus: Corpus, tokenizer: Tokenizer, options: { cacheDir?: string } = {}): Promise<TokenizedCorpus> {
   const key = createHash('sha256').update(`${FORMAT}\0${corpus.fingerprint}\0${tokenizer.fingerprint}`).digest('hex').slice(0, 24);
-  const dir = join(options.cacheDir ?? defaultCacheDir(), 'tokens', `${corpus.name.replace(/[^\w.+-]/g, '_')}-${key}`);
-  const indexPath = join(dir, 'index.json');
+  const dir = join(options.cacheDir ?? cacheDir(), 'tokens', `${corpus.name.replace(/[^\w.+-]/g, '_')}-${key}`);
+  const current = currentDir(dir);
+  const indexPath = join(current, 'index.json');
   if (existsSync(indexPath)) {
     try {
       const index = JSON.parse(readFileSync(indexPath, 'utf8')) as CacheIndex;
       if (index.format === FORMAT && index.key === key) {
-        const train = readSplit(dir, 'train', index);
-        const validation = readSplit(dir, 'validation', index);
+        const train = readSplit(current, 'train', index);
+        const validation = readSplit(current, 'validation', index);
         if (train && validation) return { train, validation, dir, fromCache: true };
       }
     } catch {
@@ -96,7 +96,8 @@ export async function tokenizeCorpus(corpus: Corpus, tokenizer: Tokenizer, optio
       validation: { tokens: validation.tokens.length, documents: validation.offsets.length - 1 },
     },
   };
-  await writeDirAtomic(dir, (tmp) => {
+  // Files written into the folder being built are fsynced by writeDirDurable before it is published.
+  await writeDirDurable(dir, (tmp) => {
     for (const [name, split] of [['train', train], ['validation', validation]] as const) {
       writeFileSync(join(tmp, `${name}.tokens.bin`), new Uint8Array(split.tokens.buffer, split.tokens.byteOffset, split.tokens.byteLength));
       writeFileSync(join(tmp, `${name}.offsets.bin`), new Uint8Array(split.offsets.buffer));

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { trainByteLevelBpe, type TrainBpeOptions } from './bpe-trainer.js';
-import { defaultCacheDir } from './cache-dir.js';
+import { cacheDir } from '@deepen/core';
 import { stateOfTheUnion, type Corpus } from './corpus.js';
 import { Tokenizer } from './tokenizer.js';
 
@@ -21,7 +21,7 @@ export interface CachedTokenizerOptions {
  */
 export function cachedTokenizer(corpus: Corpus = stateOfTheUnion(), options: CachedTokenizerOptions = {}): { tokenizer: Tokenizer; path: string; trained: boolean } {
   const vocabSize = options.vocabSize ?? 4096;
-  const dir = join(options.cacheDir ?? defaultCacheDir(), 'tokenizers');
+  const dir = join(options.cacheDir ?? cacheDir(), 'tokenizers');
   const path = join(dir, `${corpus.name}-bpe${vocabSize}-v1-${corpus.fingerprint.slice(0, 16)}.json`);
   if (existsSync(path)) {
     try {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { writeFileAtomic } from '@deepen/backend';
+import { writeFileDurable } from '@deepen/core';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { BYTE_TO_CHAR, byteLevelPreTokens } from './byte-level.js';
 
@@ -243,6 +243,6 @@ export class Tokenizer {
   }
 
   save(path: string): void {
-    writeFileAtomic(path, this.serialize());
+    writeFileDurable(path, this.serialize());
   }
 }

@@ -1,8 +1,11 @@
 import { sequentialBatches, SequenceSet, type Tokenizer, type TokenizedSplit } from '@deepen/data';
 import type { LlamaModel } from '@deepen/models';
-import { depthDiagnostics, type DepthDiagnostics } from './depth.js';
+import type { AnalysisResult, LayerRemoval } from '@deepen/core';
+import { depthDiagnostics } from './depth.js';
 import { slidingWindowPerplexity } from './perplexity.js';
-import { evaluateCloze, evaluateMultipleChoice, type ClozeItem, type ClozeResult, type MultipleChoiceItem, type MultipleChoiceResult } from './tasks.js';
+import { evaluateCloze, evaluateMultipleChoice, type ClozeItem, type MultipleChoiceItem } from './tasks.js';
+
+export type { AnalysisResult, LayerRemoval } from '@deepen/core';
 
 export interface AnalyzeOptions {
   /** Held-out text, tokenized (documents back to back). */
@@ -20,27 +23,7 @@ export interface AnalyzeOptions {
   onProgress?: (stage: string) => void;
 }
 
-export interface LayerRemoval {
-  layer: number;
-  perplexity: number;
-  /** Perplexity without the layer minus with it (how much the model needs it). */
-  perplexityIncrease: number;
-  clozeAccuracy: number | null;
-  /** Cloze accuracy with the layer minus without it. */
-  clozeAccuracyDrop: number | null;
-  multipleChoiceAccuracy: number | null;
-  multipleChoiceAccuracyDrop: number | null;
-}
 
-export interface AnalysisResult {
-  scheme: string;
-  layers: number;
-  perplexity: { loss: number; perplexity: number; tokens: number };
-  cloze: ClozeResult | null;
-  multipleChoice: MultipleChoiceResult | null;
-  depth: DepthDiagnostics;
-  removal: LayerRemoval[];
-}
 
 /** The held-out token stream: documents joined with EOS, cut to `maxTokens`. */
 function stream(text: TokenizedSplit, eos: number, maxTokens: number): Uint32Array {

@@ -1,29 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '@deepen/data';
 import type { LlamaModel } from '@deepen/models';
+import type { DepthDiagnostics } from '@deepen/core';
 
-export interface LayerDepthStats {
-  /** 0-based layer. */
-  layer: number;
-  /** Variance of the residual stream after the block (over tokens and channels). */
-  outputVariance: number;
-  /** Mean L2 norm of a token's residual stream after the block. */
-  outputNorm: number;
-  /** 1 - mean cosine between the block's input and output (ShortGPT). */
-  blockInfluence: number;
-}
-
-export interface DepthDiagnostics {
-  layers: LayerDepthStats[];
-  /**
-   * angular[l][n - 1] = mean of arccos(cos(h_l, h_{l+n})) / pi, where h_l is the input of
-   * layer l (h_L the last output): how far n consecutive layers starting at l move a token.
-   */
-  angularAllTokens: number[][];
-  /** The same on each sequence's last token (Gromov et al.). */
-  angularLastToken: number[][];
-  tokens: number;
-}
+export type { DepthDiagnostics, LayerDepthStats } from '@deepen/core';
 
 /**
  * Depth diagnostics over batches of held-out text, accumulated batch by batch: only one

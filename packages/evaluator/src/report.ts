@@ -1,15 +1,12 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeAnalysisReportJson, writeFileDurable, type AnalysisEntry } from '@deepen/core';
 import { heatmap, lineChart, type Series } from './charts.js';
 import { svgToPng } from './png.js';
 import type { AnalysisResult } from './analyze.js';
 
-export interface ReportEntry {
-  /** Shown in legends, e.g. the run or scheme name. */
-  name: string;
-  checkpoint: string;
-  result: AnalysisResult;
-}
+/** One analysed checkpoint in a report (the report.json schema lives in @deepen/core). */
+export type ReportEntry = AnalysisEntry;
 
 const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 const slug = (s: string) => s.replace(/[^\w.-]+/g, '-');
@@ -35,11 +32,11 @@ export function writeAnalysisReport(dir: string, entries: ReportEntry[], log: (l
   }
   const files: string[] = [];
   for (const [name, svg] of charts) {
-    writeFileSync(join(dir, `${name}.svg`), svg);
+    writeFileDurable(join(dir, `${name}.svg`), svg);
     files.push(`${name}.svg`);
     const png = svgToPng(svg);
     if ('png' in png) {
-      writeFileSync(join(dir, `${name}.png`), png.png);
+      writeFileDurable(join(dir, `${name}.png`), png.png);
       files.push(`${name}.png`);
     } else log(`${name}.png not written: ${png.error}`);
   }
@@ -58,7 +55,7 @@ ${rows}</table>
 ${charts.map(([name, svg]) => `<figure id="${name}">${svg}</figure>`).join('\n')}
 </body></html>
 `;
-  writeFileSync(join(dir, 'report.html'), html);
-  writeFileSync(join(dir, 'report.json'), `${JSON.stringify({ entries }, null, 2)}\n`);
+  writeFileDurable(join(dir, 'report.html'), html);
+  writeAnalysisReportJson(dir, entries);
   return files;
 }

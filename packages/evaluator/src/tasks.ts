@@ -1,6 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '@deepen/backend';
+import { Rng, type ClozeResult, type MultipleChoiceResult } from '@deepen/core';
+
+export type { ClozeResult, MultipleChoiceResult } from '@deepen/core';
 import type { Document, Tokenizer } from '@deepen/data';
 import type { LlamaModel } from '@deepen/models';
 
@@ -55,12 +57,6 @@ export function scoreContinuations(model: LlamaModel, pairs: Array<{ context: nu
   return out;
 }
 
-export interface MultipleChoiceResult {
-  accuracy: number;
-  /** Accuracy when each choice's log-probability is divided by its length in bytes (lm-eval's acc_norm). */
-  accuracyNorm: number;
-  items: number;
-}
 
 export function evaluateMultipleChoice(model: LlamaModel, tokenizer: Tokenizer, items: MultipleChoiceItem[], options: { batchSize?: number; skipLayers?: number[] } = {}): MultipleChoiceResult {
   const pairs = items.flatMap((item) => {
@@ -137,13 +133,6 @@ export function buildClozeTask(documents: Document[], options: { items?: number;
   return Array.from(order.subarray(0, Math.min(want, candidates.length)), (i) => candidates[i]!);
 }
 
-export interface ClozeResult {
-  /** Share of items whose target tokens are all the model's greedy predictions. */
-  accuracy: number;
-  /** exp(mean negative log-likelihood per target token). */
-  targetPerplexity: number;
-  items: number;
-}
 
 export function evaluateCloze(model: LlamaModel, tokenizer: Tokenizer, items: ClozeItem[], options: { batchSize?: number; skipLayers?: number[] } = {}): ClozeResult {
   const scores = scoreContinuations(

@@ -1,6 +1,39 @@
 import { basename } from 'node:path';
+import { readPruneReport, type AnalysisResult, type TrainingHistory } from '@deepen/core';
 import { HF_PREFIX } from './repo.js';
-import type { AnalysisRecord, PruneRecord, TrainingRecord } from './run-record.js';
+
+/** How a pruned checkpoint was made, from config.json's deepen.pruned and its prune_report.json. */
+export interface PruneFacts {
+  removedLayers: number[];
+  originalLayers: number;
+  method: string;
+  depths: string;
+  /** Where the unpruned model came from: a Hub reference (hf:owner/name@rev) or a local path. */
+  from: string | null;
+  perplexity: { before: number | null; afterPruning: number | null; afterHealing: number | null; healSteps: number } | null;
+}
+
+/** The pruning facts of a checkpoint folder, or null when it was not pruned. */
+export function pruneFacts(dir: string, config: Record<string, unknown>): PruneFacts | null {
+  const pruned = (config.deepen as { pruned?: Record<string, unknown> } | undefined)?.pruned;
+  if (!pruned) return null;
+  const report = readPruneReport(dir);
+  return {
+    removedLayers: (pruned.removed_layers as number[] | undefined) ?? [],
+    originalLayers: Number(pruned.original_num_hidden_layers),
+    method: String(pruned.method ?? 'layers'),
+    depths: String(pruned.depths ?? 'keep'),
+    from: typeof pruned.from === 'string' ? pruned.from : null,
+    perplexity: report
+      ? {
+          before: report.before?.perplexity ?? null,
+          afterPruning: report.afterPruning?.perplexity ?? null,
+          afterHealing: report.afterHealing?.perplexity ?? null,
+          healSteps: report.healSteps ?? 0,
+        }
+      : null,
+  };
+}
 
 export interface ModelCardOptions {
   /** License id for the front matter (a Hub license id such as mit or apache-2.0). Default "other". */
@@ -29,9 +62,9 @@ export interface CardFacts {
   /** The checkpoint's own config.json (differs from `config` when a folded export is published). */
   sourceConfig: Record<string, unknown>;
   weights: { parameters: number; dtypes: string[]; files: number; bytes: number };
-  training: TrainingRecord | null;
-  pruning: PruneRecord | null;
-  analysis: AnalysisRecord | null;
+  training: TrainingHistory | null;
+  pruning: PruneFacts | null;
+  analysis: AnalysisResult | null;
 }
 
 interface DeepenBlock {
@@ -90,7 +123,7 @@ const table = (header: string[], rows: Array<Array<string | number>>) =>
   [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 
 /** The Hub id a pruned checkpoint came from, when its source was an hf: reference. */
-function hubSource(pruning: PruneRecord | null): string | undefined {
+function hubSource(pruning: PruneFacts | null): string | undefined {
   const from = pruning?.from;
   if (!from?.startsWith(HF_PREFIX)) return undefined;
   return from.slice(HF_PREFIX.length).split('@')[0];
@@ -148,7 +181,7 @@ function normalization(facts: CardFacts, scheme: string, folded: boolean, stock:
   return lines.join('\n');
 }
 
-function training(record: TrainingRecord): string {
+function training(record: TrainingHistory): string {
   const s = record.settings;
   const tokens = record.steps.reduce((a, e) => a + (e.tokens ?? 0), 0);
   const lastStep = record.steps.at(-1);
@@ -179,7 +212,7 @@ function training(record: TrainingRecord): string {
   return parts.join('\n');
 }
 
-function pruningSection(p: PruneRecord): string {
+function pruningSection(p: PruneFacts): string {
   const source = p.from?.startsWith(HF_PREFIX) ? `[${p.from.slice(HF_PREFIX.length)}](https://huggingface.co/${hubSource(p)})` : 'a local checkpoint';
   const lines = [
     `Pruned from ${source}: ${p.originalLayers} layers, of which ${p.removedLayers.length === 1 ? 'layer' : 'layers'} ${p.removedLayers.join(', ')} (0-based) ${p.removedLayers.length === 1 ? 'was' : 'were'} removed (plan: ${p.method}; scheme constants: ${p.depths === 'keep' ? 'kept from the original depths' : 'recomputed for the new depths'}).`,

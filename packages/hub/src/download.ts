@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { downloadFile, listFiles, modelInfo, type ListFileEntry } from '@huggingface/hub';
 import {
+  cacheDir,
   CARD_FILE,
   CONFIG_FILE,
   GENERATION_CONFIG_FILE,
@@ -16,9 +16,10 @@ import {
   TOKENIZER_FILE,
   WEIGHTS_FILE,
   WEIGHTS_INDEX_FILE,
-} from './checkpoint-files.js';
+  writeDirDurable,
+  writeFileDurable,
+} from '@deepen/core';
 import { explainHubError, HubError, type ErrorContext } from './errors.js';
-import { buildFolder, replaceFile } from './folder.js';
 import { networkErrorCode, withRetries, type RetryNotice, type RetryOptions } from './http.js';
 import { formatHubRef, hubUrlFrom, validateRepoId } from './repo.js';
 import { resolveToken, type ResolvedToken } from './token.js';
@@ -53,8 +54,7 @@ export interface DownloadProgress {
 
 /** Where downloaded checkpoints are kept, one folder per repository and commit. */
 export function defaultHubCacheDir(env: Env = process.env): string {
-  if (env.DEEPEN_CACHE) return join(env.DEEPEN_CACHE, 'hub');
-  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'deepen', 'hub');
+  return cacheDir('hub', env);
 }
 
 /** The cache folder of a repository, named as Hugging Face's own cache names it. */
@@ -177,7 +177,8 @@ export async function download(repo: string, options: DownloadOptions = {}): Pro
       }
     };
 
-    await buildFolder(snapshot, async (dir) => {
+    // A snapshot is named by its commit, so it is never replaced: the first complete download wins.
+    await writeDirDurable(snapshot, async (dir) => {
       const wanted = listing.filter((e) => CHECKPOINT_FILES.has(e.path));
       const index = byPath.get(WEIGHTS_INDEX_FILE);
       if (index) {
@@ -191,8 +192,8 @@ export async function download(repo: string, options: DownloadOptions = {}): Pro
         }
       }
       for (const entry of wanted) if (entry !== index && !(index && entry.path === WEIGHTS_FILE)) await fetchInto(dir, entry);
-    });
+    }, { ifExists: 'keep' });
   }
-  if (revision !== commit) replaceFile(refPath, commit);
+  if (revision !== commit) writeFileDurable(refPath, commit);
   return snapshot;
 }

@@ -1,26 +1,28 @@
 import { copyFileSync, existsSync, openAsBlob, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { commitIter, createBranch, createRepo, HubApiError, listFiles, repoExists, type CommitOperation } from '@huggingface/hub';
-import { modelCard, type ModelCardOptions } from './card.js';
 import {
+  analysisEntryFor,
   CARD_FILE,
   CONFIG_FILE,
   GENERATION_CONFIG_FILE,
   locateCheckpoint,
   readJsonFile,
+  readTrainingHistory,
   SPECIAL_TOKENS_MAP_FILE,
   summarizeSafetensors,
   TOKENIZER_CONFIG_FILE,
   TOKENIZER_FILE,
   WEIGHTS_INDEX_FILE,
   weightFiles,
+  writeDirDurable,
+  writeFileSynced,
   type CheckpointLocation,
-} from './checkpoint-files.js';
+} from '@deepen/core';
+import { modelCard, pruneFacts, type ModelCardOptions } from './card.js';
 import { explainHubError, HubError, type ErrorContext } from './errors.js';
-import { buildFolder, writeDurable } from './folder.js';
 import { withRetries, withUploadProgress, type RetryNotice, type RetryOptions } from './http.js';
 import { hubUrlFrom, validateRepoId } from './repo.js';
-import { readAnalysisRecord, readPruneRecord, readTrainingRecord } from './run-record.js';
 import { resolveToken, tokenHelp, type ResolvedToken } from './token.js';
 
 export interface PublishOptions {
@@ -159,9 +161,9 @@ export function planPublish(path: string, options: Pick<PublishOptions, 'repo' |
         files: weights.files.length,
         bytes: weights.files.reduce((a, f) => a + statSync(join(weightsDir, f)).size, 0),
       },
-      training: readTrainingRecord(location),
-      pruning: readPruneRecord(location.dir, sourceConfig),
-      analysis: options.report ? readAnalysisRecord(options.report, location.dir) : null,
+      training: readTrainingHistory(location),
+      pruning: pruneFacts(location.dir, sourceConfig),
+      analysis: options.report ? analysisEntryFor(options.report, location.dir) : null,
     },
     options.card,
   );
@@ -182,9 +184,9 @@ const publicFiles = (plan: PublishPlan): PublishFile[] => plan.files.map(({ path
 async function writeDryRun(plan: PublishPlan, dir: string): Promise<void> {
   const target = resolve(dir);
   if (existsSync(target) && readdirSync(target).length > 0) throw new Error(`${target} already holds files; a dry run writes into an empty or new folder`);
-  await buildFolder(target, (tmp) => {
+  await writeDirDurable(target, (tmp) => {
     for (const f of plan.files) {
-      if (f.content) writeDurable(join(tmp, f.path), f.content);
+      if (f.content) writeFileSynced(join(tmp, f.path), f.content);
       else copyFileSync(f.source!, join(tmp, f.path));
     }
   });

@@ -1,5 +1,3 @@
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { initBackend } from '@deepen/backend';
 import { BatchIterator, SequenceSet, trainTokenizer, type Tokenizer, type TokenizedSplit } from '@deepen/data';
 import { LlamaModel, makeConfig, saveCheckpoint } from '@deepen/models';
@@ -25,7 +23,7 @@ export interface TrainedRun {
 /**
  * A real training run, as `pretrain train` lays it out: a 3-layer model trained for 4 steps by
  * the real Trainer (checkpoints with trainer_state.json and optimizer state, tokenizer.json), a
- * metrics.jsonl of its events and a run.json. Its data path is absolute, as a user's would be.
+ * metrics.jsonl of its events and a run.json, both written by the trainer. Its data path is absolute, as a user's would be.
  */
 export async function trainedRun(runDir: string, norm = 'lns'): Promise<TrainedRun> {
   await initBackend({ engine: 'cpu' });
@@ -37,15 +35,10 @@ export async function trainedRun(runDir: string, norm = 'lns'): Promise<TrainedR
   );
   const packing = { mode: 'packed' as const, seqLen: 16, bos, eos: eos!, pad: eos! };
   const settings = { preset: 'tiny', norm, steps: 4, 'batch-size': 2, 'seq-len': 16, lr: 3e-3, schedule: 'cosine', warmup: 1, optimizer: 'adam', 'weight-decay': 0, 'grad-clip': 0, seed: 0, data: '/home/someone/private/speeches.jsonl' };
-  mkdirSync(runDir, { recursive: true });
-  writeFileSync(join(runDir, 'run.json'), `${JSON.stringify({ flags: settings }, null, 2)}\n`);
   const trainer = new Trainer(
     { model, train: new BatchIterator(new SequenceSet(split(tokenizer, TEXTS.slice(0, 40)), packing), 2, { seed: 0 }), validation: new SequenceSet(split(tokenizer, TEXTS.slice(40)), packing) },
     { steps: 4, lr: 3e-3, warmup: 1, schedule: 'cosine', evalEvery: 2, evalTokens: 64, diagnosticsEvery: 2, saveEvery: 2, outDir: runDir, files: { 'tokenizer.json': tokenizer.serialize() }, runConfig: settings },
   );
-  for (const event of ['step', 'eval', 'diagnostics', 'checkpoint', 'done'] as const) {
-    trainer.on(event, (payload) => appendFileSync(join(runDir, 'metrics.jsonl'), `${JSON.stringify({ event, ...payload })}\n`));
-  }
   const result = await trainer.run();
   trainer.dispose();
   return { runDir, checkpoint: result.checkpoint!, tokenizer, model };

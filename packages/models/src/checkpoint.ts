@@ -1,16 +1,29 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { tidyValues, writeDirAtomic } from '@deepen/backend';
+import { tidyValues } from '@deepen/backend';
+import {
+  CONFIG_FILE,
+  currentDir,
+  encodeFloat32,
+  GENERATION_CONFIG_FILE,
+  parseSafetensors,
+  readJsonFile,
+  serializeSafetensors,
+  shardFileName,
+  tensorToFloat32,
+  weightFiles,
+  WEIGHTS_FILE,
+  WEIGHTS_INDEX_FILE,
+  writeDirDurable,
+  writeFileSynced,
+  type FileData,
+  type StorageDtype,
+  type TensorToWrite,
+} from '@deepen/core';
 import { configFromJson, configToJson, layerDepth, schemeOf, type LlamaConfig } from './config.js';
 import { LlamaModel, modelTensorShapes } from './model.js';
 import { BLOCK, LM_HEAD, isLinear, layerPrefix } from './names.js';
-import { encodeFloat32, parseSafetensors, serializeSafetensors, tensorToFloat32, type StorageDtype, type TensorToWrite } from './safetensors.js';
-
-export const CONFIG_FILE = 'config.json';
-export const GENERATION_CONFIG_FILE = 'generation_config.json';
-export const WEIGHTS_FILE = 'model.safetensors';
-export const WEIGHTS_INDEX_FILE = 'model.safetensors.index.json';
 
 export interface SaveOptions {
   /** Storage precision of the weights. Default F32. */
@@ -23,7 +36,7 @@ export interface SaveOptions {
    */
   fold?: boolean;
   /** More files to place in the folder, e.g. { 'tokenizer.json': text }. */
-  files?: Record<string, string | Uint8Array>;
+  files?: Record<string, FileData>;
 }
 
 interface NamedValues {
@@ -102,8 +115,9 @@ function savedConfig(model: LlamaModel, fold: boolean): Record<string, unknown> 
 
 /**
  * Writes a checkpoint folder: config.json (HF keys + deepen block), generation_config.json,
- * model.safetensors (or shards + index) and any extra files. The folder appears complete or
- * not at all; an existing folder is replaced only once the new one is fully written.
+ * model.safetensors (or shards + index) and any extra files. Every file is fsynced before the
+ * folder is published under `dir`: at every instant `dir` is the old complete checkpoint or the
+ * new one, never a partial folder (see @deepen/core's writeDirDurable).
  */
 export async function saveCheckpoint(model: LlamaModel, dir: string, options: SaveOptions = {}): Promise<void> {
   const dtype = options.dtype ?? 'F32';
@@ -126,9 +140,8 @@ export async function saveCheckpoint(model: LlamaModel, dir: string, options: Sa
   }
   if (current.length > 0) shards.push(current);
 
-  await writeDirAtomic(dir, (tmp) => {
-    const write = (file: string, data: string | Uint8Array | Uint8Array[]) =>
-      writeFileSync(join(tmp, file), Array.isArray(data) ? Buffer.concat(data) : data);
+  await writeDirDurable(dir, (tmp) => {
+    const write = (file: string, data: FileData) => writeFileSynced(join(tmp, file), data);
     write(CONFIG_FILE, `${JSON.stringify(config, null, 2)}\n`);
     const c = model.config;
     write(GENERATION_CONFIG_FILE, `${JSON.stringify({ bos_token_id: c.bos_token_id, eos_token_id: c.eos_token_id, pad_token_id: c.pad_token_id }, null, 2)}\n`);
@@ -137,9 +150,8 @@ export async function saveCheckpoint(model: LlamaModel, dir: string, options: Sa
       write(WEIGHTS_FILE, serializeSafetensors(shards[0] as TensorToWrite[], metadata));
     } else {
       const weightMap: Record<string, string> = {};
-      const pad = (n: number) => String(n).padStart(5, '0');
       shards.forEach((shard, i) => {
-        const file = `model-${pad(i + 1)}-of-${pad(shards.length)}.safetensors`;
+        const file = shardFileName(i + 1, shards.length);
         for (const t of shard) weightMap[t.name] = file;
         write(file, serializeSafetensors(shard, metadata));
       });
@@ -151,17 +163,14 @@ export async function saveCheckpoint(model: LlamaModel, dir: string, options: Sa
 }
 
 function readJson(path: string): unknown {
-  if (!existsSync(path)) throw new Error(`${path}: file not found`);
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'));
-  } catch (error) {
-    throw new Error(`${path}: not valid JSON (${(error as Error).message})`);
-  }
+  const value = readJsonFile<unknown>(path);
+  if (value === null) throw new Error(`${path}: file not found`);
+  return value;
 }
 
 /** Reads config.json of a checkpoint folder (ours or a Hugging Face LLaMA). */
 export function readCheckpointConfig(dir: string): LlamaConfig {
-  const path = join(dir, CONFIG_FILE);
+  const path = join(currentDir(dir), CONFIG_FILE);
   return configFromJson(readJson(path), path);
 }
 
@@ -173,34 +182,27 @@ const IGNORED_TENSORS = /\.rotary_emb\.inv_freq$/;
  * GQA, F32/F16/BF16, sharded or not) load as Pre-LN models. Any problem names the file and
  * the tensor.
  */
-export function loadCheckpoint(dir: string): LlamaModel {
-  if (!existsSync(dir)) throw new Error(`${dir}: checkpoint folder not found`);
+export function loadCheckpoint(path: string): LlamaModel {
+  // The folder that stands for `path` now (the new one, in the instant of a replacement).
+  const dir = currentDir(path);
+  if (!existsSync(dir)) throw new Error(`${path}: checkpoint folder not found`);
   const config = readCheckpointConfig(dir);
-  const indexPath = join(dir, WEIGHTS_INDEX_FILE);
-  let files: string[];
-  if (existsSync(indexPath)) {
-    const index = readJson(indexPath) as { weight_map?: Record<string, string> };
-    if (!index?.weight_map || typeof index.weight_map !== 'object') throw new Error(`${indexPath}: no weight_map`);
-    files = [...new Set(Object.values(index.weight_map))];
-  } else {
-    files = [WEIGHTS_FILE];
-  }
+  const { files } = weightFiles(dir);
 
   const expected = new Map(modelTensorShapes(config, schemeOf(config)));
   const found = new Map<string, { file: string; shape: number[]; values: Float32Array }>();
   for (const file of files) {
-    const path = join(dir, file);
-    if (!existsSync(path)) throw new Error(`${path}: weights file not found`);
-    const parsed = parseSafetensors(readFileSync(path), path);
+    const filePath = join(dir, file);
+    const parsed = parseSafetensors(readFileSync(filePath), filePath);
     for (const [name, t] of parsed.tensors) {
       if (IGNORED_TENSORS.test(name)) continue;
       if (name === LM_HEAD && config.tie_word_embeddings) continue; // some exporters write the tied head too
-      const where = `${path}: tensor ${name}`;
+      const where = `${filePath}: tensor ${name}`;
       const want = expected.get(name);
       if (!want) throw new Error(`${where} is not part of a ${config.num_hidden_layers}-layer '${config.deepen.norm_scheme}' model`);
       const stored = isLinear(name) ? [want[1], want[0]] : want;
       if (t.shape.join(',') !== stored.join(',')) throw new Error(`${where} has shape [${t.shape}], expected [${stored}] from config.json`);
-      found.set(name, { file: path, shape: t.shape, values: tensorToFloat32(t, where) });
+      found.set(name, { file: filePath, shape: t.shape, values: tensorToFloat32(t, where) });
     }
   }
   const missing = [...expected.keys()].filter((n) => !found.has(n));
@@ -211,7 +213,7 @@ export function loadCheckpoint(dir: string): LlamaModel {
     for (const [name, t] of found) {
       tensors.set(name, tf.tidy(() => (isLinear(name) ? tf.transpose(tf.tensor(t.values, t.shape)) : tf.tensor(t.values, t.shape))));
     }
-    return LlamaModel.fromTensors(config, tensors, dir);
+    return LlamaModel.fromTensors(config, tensors, path);
   } finally {
     tf.dispose([...tensors.values()]);
   }

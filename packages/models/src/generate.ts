@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { Rng, tidyValues } from '@deepen/backend';
+import { Rng } from '@deepen/core';
+import { tidyValues } from '@deepen/backend';
 import { KVCache } from './kv-cache.js';
 import type { LlamaModel } from './model.js';
 

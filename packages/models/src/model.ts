@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { fusedAttention, fusedCrossEntropy, fusedSwiGlu, hasFused, Rng } from '@deepen/backend';
+import { fusedAttention, fusedCrossEntropy, fusedSwiGlu, hasFused } from '@deepen/backend';
+import { Rng } from '@deepen/core';
 import { rmsNorm, type BlockPlan, type InitSpec, type NormScheme, type ParamRole } from '@deepen/norms';
 import { headDim, layerDepth, schemeOf, type LlamaConfig } from './config.js';
 import type { KVCache } from './kv-cache.js';

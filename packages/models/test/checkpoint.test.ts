@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@deepen/backend';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { LlamaModel, loadCheckpoint, parseSafetensors, saveCheckpoint, serializeSafetensors, tensorToFloat32 } from '../src/index.js';
+import { parseSafetensors, serializeSafetensors, tensorToFloat32 } from '@deepen/core';
+import { LlamaModel, loadCheckpoint, saveCheckpoint } from '../src/index.js';
 import { ids, maxAbsDiff, tinyConfig } from './helpers.js';
 
 beforeAll(async () => {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, Rng, TensorCountWatch } from '@deepen/backend';
+import { initBackend, TensorCountWatch } from '@deepen/backend';
+import { Rng } from '@deepen/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generate, KVCache, LlamaModel, sampleToken } from '../src/index.js';
 import { maxAbsDiff, tinyConfig } from './helpers.js';

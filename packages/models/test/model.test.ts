@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, Rng, TensorCountWatch } from '@deepen/backend';
+import { initBackend, TensorCountWatch } from '@deepen/backend';
+import { Rng } from '@deepen/core';
 import { deepNormBeta, lnsFactor } from '@deepen/norms';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BLOCK, LlamaModel, layerPrefix, makeConfig, presetConfig, ropeTables, applyRope } from '../src/index.js';

@@ -1,48 +1,42 @@
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import {
+  currentDir,
+  listCheckpoints,
+  OPTIMIZER_FILE,
+  parseSafetensors,
+  readTrainerState,
+  removeDirDurable,
+  tensorToFloat32,
+  TRAINER_STATE_FILE,
+  CHECKPOINTS_DIR,
+  type TrainerStateRecord,
+} from '@deepen/core';
 import type { LoaderState } from '@deepen/data';
-import { loadCheckpoint, parseSafetensors, tensorToFloat32, type LlamaModel } from '@deepen/models';
-import type { EvalEvent, StepEvent } from './events.js';
+import { loadCheckpoint, type LlamaModel } from '@deepen/models';
 
-export const TRAINER_STATE_FILE = 'trainer_state.json';
-export const OPTIMIZER_FILE = 'optimizer.safetensors';
-export const CHECKPOINTS_DIR = 'checkpoints';
+/** What a training checkpoint holds besides the model (trainer_state.json, see @deepen/core). */
+export type TrainerState = TrainerStateRecord<LoaderState>;
 
-/** What a training checkpoint holds besides the model. */
-export interface TrainerState {
-  format: 1;
-  step: number;
-  loader: LoaderState;
-  optimizer: { kind: 'adam' | 'adamw'; step: number };
-  /** The options the run was started with (the CLI's flags), for resuming and for reports. */
-  run: Record<string, unknown>;
-  history: { steps: StepEvent[]; evals: EvalEvent[] };
+/** Training checkpoint folders of a run (those a run can resume from), oldest first. */
+export function listTrainingCheckpoints(runDir: string): string[] {
+  return listCheckpoints(runDir, { training: true });
 }
 
-export function checkpointName(step: number): string {
-  return `step-${String(step).padStart(7, '0')}`;
-}
-
-/** Checkpoint folders of a run, oldest first. */
-export function listCheckpoints(runDir: string): string[] {
-  const dir = join(runDir, CHECKPOINTS_DIR);
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((n) => /^step-\d+$/.test(n) && existsSync(join(dir, n, TRAINER_STATE_FILE)))
-    .sort()
-    .map((n) => join(dir, n));
-}
-
-/** Deletes all but the newest `keep` checkpoints of a run. */
+/**
+ * Deletes all but the newest `keep` training checkpoints of a run. Each is renamed aside
+ * before it is deleted, so a crash never leaves a half-deleted folder under a checkpoint name.
+ */
 export function pruneCheckpoints(runDir: string, keep: number): void {
-  const all = listCheckpoints(runDir);
-  for (const dir of all.slice(0, Math.max(0, all.length - keep))) rmSync(dir, { recursive: true, force: true });
+  const all = listTrainingCheckpoints(runDir);
+  for (const dir of all.slice(0, Math.max(0, all.length - keep))) removeDirDurable(dir);
 }
 
-/** A run folder (its newest checkpoint) or a checkpoint folder itself. */
+/** A run folder (its newest training checkpoint) or a training checkpoint folder itself. */
 export function resolveCheckpoint(path: string): string {
-  if (existsSync(join(path, TRAINER_STATE_FILE))) return path;
-  const latest = listCheckpoints(path).at(-1);
+  const dir = currentDir(path);
+  if (existsSync(join(dir, TRAINER_STATE_FILE))) return dir;
+  const latest = listTrainingCheckpoints(path).at(-1);
   if (!latest) throw new Error(`${path}: no training checkpoint here (expected ${TRAINER_STATE_FILE}, or a run folder with ${CHECKPOINTS_DIR}/step-*)`);
   return latest;
 }
@@ -54,17 +48,15 @@ export interface LoadedTrainingState {
   optimizerTensors: Map<string, { shape: number[]; values: Float32Array }>;
 }
 
+/** Reads the trainer state of a checkpoint (or of a run's newest one) without loading any tensor. */
+export function readTrainingState(path: string): { dir: string; state: TrainerState } {
+  const dir = resolveCheckpoint(path);
+  return { dir, state: readTrainerState<LoaderState>(dir) };
+}
+
 /** Reads everything a resumed run needs from a checkpoint folder. */
 export function loadTrainingState(path: string): LoadedTrainingState {
-  const dir = resolveCheckpoint(path);
-  const statePath = join(dir, TRAINER_STATE_FILE);
-  let state: TrainerState;
-  try {
-    state = JSON.parse(readFileSync(statePath, 'utf8')) as TrainerState;
-  } catch (error) {
-    throw new Error(`${statePath}: not valid JSON (${(error as Error).message})`);
-  }
-  if (state.format !== 1 || !Number.isInteger(state.step)) throw new Error(`${statePath}: not a deepen trainer state (format ${String(state.format)})`);
+  const { dir, state } = readTrainingState(path);
   const optimizerPath = join(dir, OPTIMIZER_FILE);
   if (!existsSync(optimizerPath)) throw new Error(`${optimizerPath}: optimizer state missing`);
   const file = parseSafetensors(readFileSync(optimizerPath), optimizerPath);

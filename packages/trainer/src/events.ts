@@ -1,75 +1,26 @@
+import type {
+  CheckpointRecord,
+  DiagnosticsRecord,
+  DoneRecord,
+  ErrorRecord,
+  EvalRecord,
+  LayerDiagnosticsRecord,
+  StepRecord,
+  TrainingEventRecords,
+} from '@deepen/core';
+
+// The events are the records metrics.jsonl holds (declared once, in @deepen/core).
+
 /** Emitted after every optimizer step. */
-export interface StepEvent {
-  step: number;
-  totalSteps: number;
-  loss: number;
-  lr: number;
-  /** Global gradient norm before clipping. */
-  gradNorm: number;
-  clipped: boolean;
-  /** Tokens whose loss counted in this step. */
-  tokens: number;
-  tokensPerSecond: number;
-  /** Model FLOPs per second achieved (from the config's training FLOPs per token). */
-  flopsPerSecond: number;
-  /** Seconds since the run (or resumption) started. */
-  elapsed: number;
-}
-
-export interface EvalEvent {
-  step: number;
-  loss: number;
-  perplexity: number;
-  /** Share of counted positions where the most likely token is the target. */
-  accuracy: number;
-  tokens: number;
-}
-
+export type StepEvent = StepRecord;
+export type EvalEvent = EvalRecord;
 /** Per-block evidence of how much each layer does (the paper's measurements). */
-export interface LayerDiagnostics {
-  /** 0-based layer index. */
-  layer: number;
-  /** Variance of the residual stream after the block (over tokens and channels). */
-  outputVariance: number;
-  /** Norm of the block's gradient at this step. */
-  gradNorm: number;
-  /** ||update|| / ||weights|| of the block at this step. */
-  updateRatio: number;
-}
-
-export interface DiagnosticsEvent {
-  step: number;
-  layers: LayerDiagnostics[];
-}
-
-export interface CheckpointEvent {
-  step: number;
-  dir: string;
-}
-
-export interface DoneEvent {
-  reason: 'completed' | 'interrupted';
-  step: number;
-  /** The last evaluation, if any. */
-  eval: EvalEvent | null;
-  checkpoint: string | null;
-}
-
-export interface ErrorEvent {
-  step: number;
-  message: string;
-  /** 0-based layer where things went bad, when it can be told. */
-  layer: number | null;
-}
-
-export interface TrainerEvents {
-  step: StepEvent;
-  eval: EvalEvent;
-  diagnostics: DiagnosticsEvent;
-  checkpoint: CheckpointEvent;
-  done: DoneEvent;
-  error: ErrorEvent;
-}
+export type LayerDiagnostics = LayerDiagnosticsRecord;
+export type DiagnosticsEvent = DiagnosticsRecord;
+export type CheckpointEvent = CheckpointRecord;
+export type DoneEvent = DoneRecord;
+export type ErrorEvent = ErrorRecord;
+export type TrainerEvents = TrainingEventRecords;
 
 type Listener<T> = (event: T) => void;
 

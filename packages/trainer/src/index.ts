@@ -7,14 +7,5 @@ export { lrAt, validateSchedule } from './schedule.js';
 export type { ScheduleKind, ScheduleOptions } from './schedule.js';
 export { Emitter } from './events.js';
 export type { TrainerEvents, StepEvent, EvalEvent, DiagnosticsEvent, LayerDiagnostics, CheckpointEvent, DoneEvent, ErrorEvent } from './events.js';
-export {
-  loadTrainingState,
-  listCheckpoints,
-  pruneCheckpoints,
-  resolveCheckpoint,
-  checkpointName,
-  TRAINER_STATE_FILE,
-  OPTIMIZER_FILE,
-  CHECKPOINTS_DIR,
-} from './checkpoints.js';
+export { loadTrainingState, readTrainingState, listTrainingCheckpoints, pruneCheckpoints, resolveCheckpoint } from './checkpoints.js';
 export type { TrainerState, LoadedTrainingState } from './checkpoints.js';

@@ -1,9 +1,22 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import {
+  CHECKPOINTS_DIR,
+  checkpointName,
+  MetricsLog,
+  OPTIMIZER_FILE,
+  readMetrics,
+  RUN_FILE,
+  serializeSafetensors,
+  TRAINER_STATE_FILE,
+  trainerStateJson,
+  writeRunRecord,
+} from '@deepen/core';
 import { sequentialBatches, type Batch, type BatchIterator, type SequenceSource } from '@deepen/data';
 import { batchTensors, countedTokens, evaluateLoss } from './evaluate.js';
-import { saveCheckpoint, serializeSafetensors, trainingFlopsPerToken, type LlamaModel } from '@deepen/models';
-import { CHECKPOINTS_DIR, OPTIMIZER_FILE, TRAINER_STATE_FILE, checkpointName, pruneCheckpoints, type TrainerState } from './checkpoints.js';
+import { saveCheckpoint, trainingFlopsPerToken, type LlamaModel } from '@deepen/models';
+import { pruneCheckpoints, type TrainerState } from './checkpoints.js';
 import { Emitter, type EvalEvent, type LayerDiagnostics, type StepEvent, type TrainerEvents } from './events.js';
 import { Adam } from './optimizer.js';
 import { lrAt, validateSchedule, type ScheduleKind } from './schedule.js';
@@ -31,15 +44,21 @@ export interface TrainOptions {
   evalBatchSize?: number;
   /** Depth diagnostics every N steps (0: never). */
   diagnosticsEvery?: number;
-  /** Where checkpoints go (`<outDir>/checkpoints/step-N`); null writes none. */
+  /**
+   * The run folder: checkpoints go to `<outDir>/checkpoints/step-N`, and the trainer keeps the
+   * run's records there (run.json when the run starts, every event in metrics.jsonl, made
+   * durable before each checkpoint is published). null writes nothing.
+   */
   outDir?: string | null;
   /** Save every N steps (0: only at the end); keep the newest `keepLast`. */
   saveEvery?: number;
   keepLast?: number;
   /** Extra files for every checkpoint (e.g. tokenizer.json). */
   files?: Record<string, string>;
-  /** Stored in each checkpoint's trainer_state.json (e.g. the CLI flags). */
+  /** Stored in run.json and each checkpoint's trainer_state.json (e.g. the CLI flags). */
   runConfig?: Record<string, unknown>;
+  /** The engine report (@deepen/backend's initBackend result), stored in run.json. */
+  engine?: object | null;
 }
 
 export interface TrainInputs {
@@ -77,11 +96,14 @@ export class Trainer extends Emitter<TrainerEvents> {
   private step = 0;
   private stopRequested = false;
   private readonly flopsPerToken: number;
-  private readonly opts: Required<Omit<TrainOptions, 'outDir' | 'files' | 'runConfig'>> & Pick<TrainOptions, 'outDir' | 'files' | 'runConfig'>;
+  private readonly opts: Required<Omit<TrainOptions, 'outDir' | 'files' | 'runConfig' | 'engine'>> & Pick<TrainOptions, 'outDir' | 'files' | 'runConfig' | 'engine'>;
   private readonly model: LlamaModel;
   private readonly train: BatchIterator;
   private readonly validation: SequenceSource | null;
   private diagnosticBatch: Batch | null = null;
+  private readonly resumedFrom: number | null;
+  private lastEval: EvalEvent | null = null;
+  private metrics: MetricsLog | null = null;
 
   constructor(inputs: TrainInputs, options: TrainOptions) {
     super();
@@ -123,9 +145,43 @@ export class Trainer extends Emitter<TrainerEvents> {
       if (state.step > this.opts.steps) throw new Error(`${dir}: checkpoint is at step ${state.step}, beyond the run's ${this.opts.steps} steps`);
       this.optimizer.loadState(state.optimizer.step, optimizerTensors, dir);
       this.step = state.step;
-      this.history.steps.push(...state.history.steps);
-      this.history.evals.push(...state.history.evals);
+      this.lastEval = state.lastEval;
+      // The history up to the checkpoint is the run's metrics.jsonl (the checkpoint keeps only the last evaluation).
+      if (this.opts.outDir) {
+        for (const e of readMetrics(this.opts.outDir, { upToStep: state.step })) {
+          if (e.event === 'step') this.history.steps.push(withoutTag(e));
+          else if (e.event === 'eval') this.history.evals.push(withoutTag(e));
+        }
+      }
     }
+    this.resumedFrom = inputs.resume ? inputs.resume.state.step : null;
+  }
+
+  /** Every event also goes to the run's metrics.jsonl when the trainer keeps records. */
+  protected override emit<K extends keyof TrainerEvents>(event: K, payload: TrainerEvents[K]): void {
+    this.metrics?.append(event, payload);
+    super.emit(event, payload);
+  }
+
+  /** Opens the run's records: run.json for a new run, metrics.jsonl (cut back to the resumed step). */
+  private openRecords(): void {
+    const dir = this.opts.outDir;
+    if (!dir || this.metrics) return;
+    if (this.resumedFrom === null && !existsSync(join(dir, RUN_FILE))) {
+      const count = this.model.parameterCount();
+      writeRunRecord(dir, {
+        settings: this.opts.runConfig ?? {},
+        engine: (this.opts.engine as Record<string, unknown> | null | undefined) ?? null,
+        parameters: { total: count.total, nonEmbedding: count.nonEmbedding },
+        started: new Date().toISOString(),
+      });
+    }
+    this.metrics = MetricsLog.open(dir, { resumeStep: this.resumedFrom });
+  }
+
+  private closeRecords(): void {
+    this.metrics?.close();
+    this.metrics = null;
   }
 
   /** Optimizer steps completed. */
@@ -206,22 +262,24 @@ export class Trainer extends Emitter<TrainerEvents> {
     if (!this.opts.outDir) return null;
     const dir = join(this.opts.outDir, CHECKPOINTS_DIR, checkpointName(this.step));
     const state: TrainerState = {
-      format: 1,
+      format: 2,
       step: this.step,
       loader: this.train.state(),
       optimizer: { kind: this.opts.optimizer, step: this.optimizer.step },
       run: this.opts.runConfig ?? {},
-      history: this.history,
+      lastEval: this.lastEval,
     };
     const moments = [...this.optimizer.stateTensors()].map(([name, v]) => {
       const values = v.dataSync() as Float32Array;
       return { name, dtype: 'F32' as const, shape: v.shape, bytes: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
     });
+    // Every event up to this step is on disk before the checkpoint that a resume would start from exists.
+    this.metrics?.sync();
     await saveCheckpoint(this.model, dir, {
       files: {
         ...(this.opts.files ?? {}),
-        [TRAINER_STATE_FILE]: `${JSON.stringify(state, null, 2)}\n`,
-        [OPTIMIZER_FILE]: Buffer.concat(serializeSafetensors(moments, { format: 'pt' })),
+        [TRAINER_STATE_FILE]: trainerStateJson(state),
+        [OPTIMIZER_FILE]: serializeSafetensors(moments, { format: 'pt' }),
       },
     });
     pruneCheckpoints(this.opts.outDir, this.opts.keepLast);
@@ -231,8 +289,17 @@ export class Trainer extends Emitter<TrainerEvents> {
 
   /** Trains until `steps` (or a stop request), then evaluates and saves. */
   async run(): Promise<{ reason: 'completed' | 'interrupted'; step: number; eval: EvalEvent | null; checkpoint: string | null }> {
+    this.openRecords();
+    try {
+      return await this.loop();
+    } finally {
+      this.closeRecords();
+    }
+  }
+
+  private async loop(): Promise<{ reason: 'completed' | 'interrupted'; step: number; eval: EvalEvent | null; checkpoint: string | null }> {
     const started = performance.now();
-    let lastEval: EvalEvent | null = this.history.evals.at(-1) ?? null;
+    let lastEval: EvalEvent | null = this.lastEval;
     let lastCheckpoint: string | null = null;
     const o = this.opts;
     while (this.step < o.steps) {
@@ -308,6 +375,7 @@ export class Trainer extends Emitter<TrainerEvents> {
         const result = this.evaluate();
         if (result) {
           lastEval = result;
+          this.lastEval = result;
           this.history.evals.push(result);
           this.emit('eval', result);
         }
@@ -323,4 +391,10 @@ export class Trainer extends Emitter<TrainerEvents> {
   dispose(): void {
     this.optimizer.dispose();
   }
+}
+
+/** A metrics.jsonl line as the event it records (without its name and time). */
+function withoutTag<T extends { event: string; time: string }>(line: T): Omit<T, 'event' | 'time'> {
+  const { event: _event, time: _time, ...rest } = line;
+  return rest;
 }

@@ -1,4 +1,4 @@
-import { Rng } from '@deepen/backend';
+import { Rng } from '@deepen/core';
 import { BatchIterator, SequenceSet, type TokenizedSplit } from '@deepen/data';
 import { LlamaModel, makeConfig } from '@deepen/models';
 

@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, TensorCountWatch } from '@deepen/backend';
+import { readMetrics, type StepRecord } from '@deepen/core';
 import { BatchIterator } from '@deepen/data';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { listCheckpoints, loadTrainingState, Trainer, TrainingDivergedError, type DiagnosticsEvent, type ErrorEvent, type EvalEvent } from '../src/index.js';
+import { listTrainingCheckpoints, loadTrainingState, Trainer, TrainingDivergedError, type DiagnosticsEvent, type ErrorEvent, type EvalEvent } from '../src/index.js';
 import { loader, sequences, tinyModel } from './helpers.js';
 
 beforeAll(async () => {
@@ -110,13 +111,15 @@ describe('Trainer', () => {
     expect(resumedState.state.step).toBe(3);
     const resumed = new Trainer(
       { model: resumedState.model, train: new BatchIterator(set, 4, { state: resumedState.state.loader }), resume: resumedState },
-      { ...base, steps: 6 },
+      { ...base, steps: 6, outDir: out },
     );
     const after: number[] = [];
     resumed.on('step', (e) => after.push(e.loss));
     await resumed.run();
     expect(after).toEqual(expected.slice(3));
+    // The history before the checkpoint comes back from the run's metrics.jsonl, which holds each step once.
     expect(resumed.history.steps.map((s) => s.loss)).toEqual(expected);
+    expect(readMetrics(out).filter((e) => e.event === 'step').map((e) => (e as StepRecord).loss)).toEqual(expected);
     for (const [name, v] of reference.params) expect(Array.from(resumedState.model.param(name).dataSync())).toEqual(Array.from(v.dataSync()));
     [full, part, resumed].forEach((t) => t.dispose());
     [reference, first, resumedState.model].forEach((m) => m.dispose());
@@ -138,7 +141,7 @@ describe('Trainer', () => {
       'training diverged at step 3: loss is NaN (layer 1 is the first whose output is not finite); no update was applied and the last good checkpoint is kept',
     );
     expect(errors).toEqual([{ step: 3, layer: 1, message: (failure as Error).message }]);
-    expect(listCheckpoints(out).map((d) => d.split('/').at(-1))).toEqual(['step-0000002']);
+    expect(listTrainingCheckpoints(out).map((d) => d.split('/').at(-1))).toEqual(['step-0000002']);
     const good = loadTrainingState(out);
     expect(Number.isFinite(good.model.param('model.layers.1.self_attn.q_proj.weight').dataSync()[0])).toBe(true);
     trainer.dispose();
@@ -151,7 +154,7 @@ describe('Trainer', () => {
     const model = tinyModel('lns');
     const trainer = new Trainer({ model, train: loader(sequences(), 4) }, { ...base, steps: 5, saveEvery: 1, keepLast: 2, outDir: out, files: { 'tokenizer.json': '{}' } });
     await trainer.run();
-    const kept = listCheckpoints(out);
+    const kept = listTrainingCheckpoints(out);
     expect(kept.map((d) => d.split('/').at(-1))).toEqual(['step-0000004', 'step-0000005']);
     expect(readdirSync(kept[1]!).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'optimizer.safetensors', 'tokenizer.json', 'trainer_state.json']);
     expect(readdirSync(join(out, 'checkpoints')).filter((n) => n.startsWith('.'))).toEqual([]);

@@ -6,13 +6,12 @@ import { join } from 'node:path';
 import { initBackend } from '@deepen/backend';
 import { BatchIterator, encodeSftRecord, SftSequences, Tokenizer } from '@deepen/data';
 import { loadCheckpoint, saveCheckpoint, type LlamaModel } from '@deepen/models';
-import { CHECKPOINTS_DIR, listCheckpoints, loadTrainingState, Trainer, TrainingDivergedError, type EvalEvent, type LoadedTrainingState, type StepEvent } from '@deepen/trainer';
+import { CHECKPOINTS_DIR, readTrainingHistory, TOKENIZER_FILE } from '@deepen/core';
+import { listTrainingCheckpoints, loadTrainingState, Trainer, TrainingDivergedError, type EvalEvent, type LoadedTrainingState, type StepEvent } from '@deepen/trainer';
 import { stepsPerEpoch } from '../plan.js';
 import { readTrainingFile, TrainingFileError } from '../training-file.js';
 import { readSpec, runWorker, send as sendMessage } from './ipc.js';
 import type { CheckpointReport, TrainingCommand, TrainingMessage, TrainingSpec } from './protocol.js';
-
-const TOKENIZER_FILE = 'tokenizer.json';
 
 const send = (message: TrainingMessage) => sendMessage(message);
 const log = (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) => send({ type: 'log', level, message, ...(data ? { data } : {}) });
@@ -82,7 +81,7 @@ async function run(spec: TrainingSpec, stop: { requested: boolean; trainer: Trai
 
   const hp = spec.hyperparameters;
   let resume: LoadedTrainingState | null = null;
-  if (listCheckpoints(spec.runDir).length > 0) {
+  if (listTrainingCheckpoints(spec.runDir).length > 0) {
     // A checkpoint being written when the service was killed is an unfinished temporary folder.
     const dir = join(spec.runDir, CHECKPOINTS_DIR);
     for (const name of readdirSync(dir)) if (name.startsWith('.')) rmSync(join(dir, name), { recursive: true, force: true });
@@ -97,7 +96,9 @@ async function run(spec: TrainingSpec, stop: { requested: boolean; trainer: Trai
     const perEpoch = stepsPerEpoch(train.count, hp.batch_size);
     const totalSteps = hp.n_epochs * perEpoch;
     if (resume) {
-      await send({ type: 'checkpoints', checkpoints: listCheckpoints(spec.runDir).map((dir) => checkpointReport(Number(/step-(\d+)$/.exec(dir)![1]), dir, perEpoch, resume!.state.history)) });
+      // The steps and evaluations up to the checkpoint are in the run's metrics.jsonl, which the trainer keeps.
+      const history = readTrainingHistory({ dir: resume.dir, runDir: spec.runDir }) ?? { steps: [], evals: [] };
+      await send({ type: 'checkpoints', checkpoints: listTrainingCheckpoints(spec.runDir).map((dir) => checkpointReport(Number(/step-(\d+)$/.exec(dir)![1]), dir, perEpoch, history)) });
       await log('info', `Resuming from the checkpoint at step ${resume.state.step} of ${totalSteps}.`, { step: resume.state.step, total_steps: totalSteps });
     } else {
       await log(

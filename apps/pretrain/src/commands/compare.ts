@@ -1,6 +1,6 @@
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { writeFileAtomic } from '@deepen/backend';
+import { writeFileDurable } from '@deepen/core';
 import { lineChart, svgToPng } from '@deepen/evaluator';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../flags.js';
 import { checkNorm, schemeNames } from '../setup.js';
@@ -80,13 +80,13 @@ ${varianceChart}
 </body></html>
 `;
   for (const [name, svg] of [['loss', lossChart], ['eval', evalChart], ['variance', varianceChart]] as const) {
-    writeFileSync(join(outDir, `${name}.svg`), svg);
+    writeFileDurable(join(outDir, `${name}.svg`), svg);
     const rendered = svgToPng(svg);
-    if ('png' in rendered) writeFileSync(join(outDir, `${name}.png`), rendered.png);
+    if ('png' in rendered) writeFileDurable(join(outDir, `${name}.png`), rendered.png);
     else log(`${name}.png not written: ${rendered.error}`);
   }
-  writeFileAtomic(join(outDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
-  writeFileAtomic(join(outDir, 'report.html'), html);
+  writeFileDurable(join(outDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileDurable(join(outDir, 'report.html'), html);
 
   const width = Math.max(6, ...norms.map((n) => n.length));
   process.stdout.write(`\n${'scheme'.padEnd(width)}  val ppl   val loss\n`);

@@ -1,5 +1,6 @@
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { PRUNE_REPORT_FILE, pruneReportJson, TOKENIZER_FILE } from '@deepen/core';
 import { BatchIterator } from '@deepen/data';
 import { analyzeModel, buildClozeTask, type AnalysisResult } from '@deepen/evaluator';
 import { saveCheckpoint } from '@deepen/models';
@@ -90,10 +91,18 @@ export async function pruneCommand(argv: string[]): Promise<number> {
     trainer.dispose();
     afterHealing = measure(pruned);
   }
-  await saveCheckpoint(pruned, outDir, { files: { 'tokenizer.json': tokenizer.serialize() } });
-  const summary = (r: AnalysisResult | null) => (r ? { layers: r.layers, perplexity: r.perplexity.perplexity, clozeAccuracy: r.cloze?.accuracy ?? null } : null);
-  const report = { source, plan, depths: values.depths, healSteps, before: summary(before), afterPruning: summary(afterPruning), afterHealing: summary(afterHealing) };
-  writeFileSync(join(outDir, 'prune_report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  const summary = (r: AnalysisResult) => ({ layers: r.layers, perplexity: r.perplexity.perplexity, clozeAccuracy: r.cloze?.accuracy ?? null });
+  const report = pruneReportJson({
+    source,
+    plan,
+    depths: values.depths as 'keep' | 'recompute',
+    healSteps,
+    before: summary(before),
+    afterPruning: summary(afterPruning),
+    afterHealing: afterHealing ? summary(afterHealing) : null,
+  });
+  // The report is part of the checkpoint folder, which appears complete or not at all.
+  await saveCheckpoint(pruned, outDir, { files: { [TOKENIZER_FILE]: tokenizer.serialize(), [PRUNE_REPORT_FILE]: report } });
   pruned.dispose();
   const row = (name: string, r: AnalysisResult | null) =>
     r && log(`${name.padEnd(14)}  ${String(r.layers).padStart(6)}  ${r.perplexity.perplexity.toFixed(2).padStart(10)}  ${r.cloze ? `${(100 * r.cloze.accuracy).toFixed(1)}%`.padStart(6) : '   n/a'}`);

@@ -1,8 +1,9 @@
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { formatBytes, locateCheckpoint, publish, publishToken, summarizeSafetensors, validateRepoId, type PublishProgress } from '@deepen/hub';
-import { loadCheckpoint, readCheckpointConfig, saveCheckpoint, schemeOf, WEIGHTS_FILE, type LlamaConfig, type StorageDtype } from '@deepen/models';
+import { formatBytes, publish, publishToken, validateRepoId, type PublishProgress } from '@deepen/hub';
+import { locateCheckpoint, summarizeSafetensors, WEIGHTS_FILE, type StorageDtype } from '@deepen/core';
+import { loadCheckpoint, readCheckpointConfig, saveCheckpoint, schemeOf, type LlamaConfig } from '@deepen/models';
 import { knownSchemeParts } from '@deepen/norms';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../flags.js';
 import { ENGINE_FLAGS, startEngine } from '../setup.js';

@@ -1,11 +1,11 @@
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { BatchIterator, Tokenizer } from '@deepen/data';
 import { isHubRef } from '@deepen/hub';
 import { LlamaModel, trainingFlopsPerToken } from '@deepen/models';
 import { loadTrainingState, resolveCheckpoint, Trainer, TrainingDivergedError, type EvalEvent, type StepEvent, type TrainerEvents } from '@deepen/trainer';
 import { helpText, parseFlags, UsageError, type FlagSpec, type FlagValues } from '../flags.js';
-import { attachJsonl, attachProgress, type OutputMode } from '../progress.js';
+import { attachProgress, type OutputMode } from '../progress.js';
 import { corpusFrom, ENGINE_FLAGS, planModel, schemeNames, sequencesFor, startEngine, tokenized, tokenizerFrom } from '../setup.js';
 
 /** Flags that define a run (shared with `compare`). */
@@ -117,12 +117,12 @@ export async function runTraining(values: FlagValues, options: { mode: OutputMod
       keepLast: Number(values['keep-last']),
       outDir: options.outDir,
       files: { 'tokenizer.json': tokenizer.serialize() },
+      // The trainer keeps the run's records (run.json, metrics.jsonl) in outDir.
       runConfig,
+      engine,
     },
   );
   mkdirSync(options.outDir, { recursive: true });
-  if (!resume) writeFileSync(join(options.outDir, 'run.json'), `${JSON.stringify({ flags: runConfig, engine, parameters: count }, null, 2)}\n`);
-  attachJsonl(trainer, join(options.outDir, 'metrics.jsonl'), resume ? resume.state.step : null);
   attachProgress(trainer, options.mode);
   const diagnostics: TrainerEvents['diagnostics'][] = [];
   trainer.on('diagnostics', (d) => diagnostics.push(d));

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../init.js';
 import { assertNoLeaks } from '../leaks.js';
-import { Rng } from '../random.js';
+import { Rng } from '@deepen/core';
 import { originalKernel, scatterAddSegments } from './index.js';
 
 /** Plain-JS reference: out[s] = sum of rows of x whose id is s. */

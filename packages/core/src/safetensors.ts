@@ -1,4 +1,5 @@
-import { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16 } from '@deepen/backend';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16 } from './float-bits.js';
 
 /** dtypes of the safetensors format, with their element sizes in bytes. */
 export const DTYPE_BYTES = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 } as const;
@@ -29,29 +30,50 @@ export class SafetensorsError extends Error {
 
 const MAX_HEADER = 100 * 1024 * 1024;
 
-/**
- * Parses and validates a whole safetensors file: header length, JSON, dtypes, shapes, and
- * that the data offsets are contiguous and cover the data section exactly.
- */
-export function parseSafetensors(buffer: Uint8Array, file: string): SafetensorsFile {
-  const fail = (why: string) => new SafetensorsError(`${file}: ${why}`);
-  if (buffer.byteLength < 8) throw fail(`file is ${buffer.byteLength} bytes, too short for a safetensors header (truncated?)`);
-  const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  const headerLength = Number(view.getBigUint64(0, true));
-  if (headerLength > MAX_HEADER || 8 + headerLength > buffer.byteLength) {
-    throw fail(`header length ${headerLength} exceeds the file size ${buffer.byteLength} (truncated or not a safetensors file)`);
+/** One tensor's entry in a safetensors header: where its bytes lie in the data section. */
+export interface SafetensorsEntry {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  /** Byte range within the data section (which starts after the 8-byte length and the header). */
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  entries: Map<string, SafetensorsEntry>;
+  metadata: Record<string, string>;
+  /** Byte offset of the data section in the file. */
+  dataStart: number;
+  /** Bytes of tensor data the header describes. */
+  dataLength: number;
+}
+
+/** The header length from the first 8 bytes, checked against the file size. */
+function headerLengthOf(prefix: Uint8Array, fileSize: number, fail: (why: string) => Error): number {
+  if (fileSize < 8) throw fail(`file is ${fileSize} bytes, too short for a safetensors header (truncated?)`);
+  const headerLength = Number(new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true));
+  if (headerLength > MAX_HEADER || 8 + headerLength > fileSize) {
+    throw fail(`header length ${headerLength} exceeds the file size ${fileSize} (truncated or not a safetensors file)`);
   }
+  return headerLength;
+}
+
+/**
+ * Validates a header's JSON against the size of the file it came from: dtypes, shapes, that
+ * each tensor's byte count matches its shape, and that the data offsets are contiguous and
+ * cover the data section exactly (a truncated or padded file fails here, before any use).
+ */
+function parseHeaderJson(headerBytes: Uint8Array, fileSize: number, fail: (why: string) => Error): SafetensorsHeader {
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buffer.subarray(8, 8 + headerLength)));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
   } catch (error) {
     throw fail(`header is not valid JSON (${(error as Error).message})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) throw fail('header is not a JSON object');
-  const dataStart = 8 + headerLength;
-  const dataLength = buffer.byteLength - dataStart;
-  const tensors = new Map<string, SafetensorsTensor>();
-  const spans: Array<[number, number, string]> = [];
+  const dataStart = 8 + headerBytes.byteLength;
+  const dataLength = fileSize - dataStart;
+  const entries = new Map<string, SafetensorsEntry>();
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(header)) {
     if (name === '__metadata__') {
@@ -71,17 +93,79 @@ export function parseSafetensors(buffer: Uint8Array, file: string): SafetensorsF
     const expectedBytes = (shape as number[]).reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
     if (end - begin !== expectedBytes) throw fail(`tensor ${name}: ${end - begin} bytes of data for shape [${shape}] ${dtype}, expected ${expectedBytes}`);
     if (end > dataLength) throw fail(`tensor ${name}: data ends at byte ${end} but the data section has ${dataLength} bytes (truncated file)`);
-    spans.push([begin, end, name]);
-    tensors.set(name, { dtype, shape: shape as number[], bytes: buffer.subarray(dataStart + begin, dataStart + end) });
+    entries.set(name, { dtype, shape: shape as number[], begin, end });
   }
-  spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const spans = [...entries].sort((a, b) => a[1].begin - b[1].begin || a[1].end - b[1].end);
   let cursor = 0;
-  for (const [begin, end, name] of spans) {
+  for (const [name, { begin, end }] of spans) {
     if (begin !== cursor) throw fail(`tensor ${name}: data starts at byte ${begin}, expected ${cursor} (offsets must be contiguous without overlap)`);
     cursor = end;
   }
   if (cursor !== dataLength) throw fail(`data section has ${dataLength} bytes but the tensors cover ${cursor}`);
-  return { tensors, metadata };
+  return { entries, metadata, dataStart, dataLength };
+}
+
+/** Parses and validates the header of a whole safetensors file held in memory. */
+export function parseSafetensorsHeader(buffer: Uint8Array, file: string): SafetensorsHeader {
+  const fail = (why: string) => new SafetensorsError(`${file}: ${why}`);
+  const headerLength = headerLengthOf(buffer, buffer.byteLength, fail);
+  return parseHeaderJson(buffer.subarray(8, 8 + headerLength), buffer.byteLength, fail);
+}
+
+/**
+ * Reads and validates only the header of a safetensors file on disk (the data is not read),
+ * checking it against the file's size.
+ */
+export function readSafetensorsHeader(path: string): SafetensorsHeader {
+  const fail = (why: string) => new SafetensorsError(`${path}: ${why}`);
+  const size = statSync(path).size;
+  const fd = openSync(path, 'r');
+  try {
+    const prefix = new Uint8Array(8);
+    if (size >= 8) readSync(fd, prefix, 0, 8, 0);
+    const headerLength = headerLengthOf(prefix, size, fail);
+    const header = new Uint8Array(headerLength);
+    let read = 0;
+    while (read < headerLength) {
+      const n = readSync(fd, header, read, headerLength - read, 8 + read);
+      if (n === 0) throw fail('file ended inside its header');
+      read += n;
+    }
+    return parseHeaderJson(header, size, fail);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Parses and validates a whole safetensors file: header length, JSON, dtypes, shapes, and
+ * that the data offsets are contiguous and cover the data section exactly.
+ */
+export function parseSafetensors(buffer: Uint8Array, file: string): SafetensorsFile {
+  const header = parseSafetensorsHeader(buffer, file);
+  const tensors = new Map<string, SafetensorsTensor>();
+  for (const [name, e] of header.entries) {
+    tensors.set(name, { dtype: e.dtype, shape: e.shape, bytes: buffer.subarray(header.dataStart + e.begin, header.dataStart + e.end) });
+  }
+  return { tensors, metadata: header.metadata };
+}
+
+export interface SafetensorsSummary {
+  parameters: number;
+  dtypes: SafetensorsDtype[];
+  tensors: number;
+}
+
+/** Tensor count, parameter count and dtypes of a safetensors file, from its validated header alone. */
+export function summarizeSafetensors(path: string): SafetensorsSummary {
+  const { entries } = readSafetensorsHeader(path);
+  let parameters = 0;
+  const dtypes = new Set<SafetensorsDtype>();
+  for (const e of entries.values()) {
+    parameters += e.shape.reduce((a, b) => a * b, 1);
+    dtypes.add(e.dtype);
+  }
+  return { parameters, dtypes: [...dtypes].sort(), tensors: entries.size };
 }
 
 function aligned(bytes: Uint8Array, size: number): ArrayBuffer {

@@ -1,0 +1,3 @@
+import { deepenVitest } from '@deepen/tooling/vitest';
+
+export default deepenVitest();

@@ -28,5 +28,8 @@ export { NATIVE_BACKEND, nativeEngineStatus } from './native/backend.js';
 export type { NativeEngineStatus } from './native/backend.js';
 export { FUSED_KERNELS, hasFused, fusedCrossEntropy, fusedRmsNorm, fusedSwiGlu, fusedRope, fusedAttention, fusedAdam } from './fused/index.js';
 export type { FusedOp, AdamStep } from './fused/index.js';
+export { rmsNorm, swiGlu, applyRope, causalAttention, crossEntropy, adamUpdate } from './ops/index.js';
+export type { CausalAttentionOptions } from './ops/index.js';
+export * as composite from './ops/composite.js';
 export { parseFlags, helpText, UsageError } from './flags.js';
 export type { FlagSpec, FlagValues } from './flags.js';

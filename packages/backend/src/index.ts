@@ -26,7 +26,7 @@ export { profileKernels, formatKernelProfile } from './profile.js';
 export type { KernelProfile, KernelTime } from './profile.js';
 export { NATIVE_BACKEND, nativeEngineStatus } from './native/backend.js';
 export type { NativeEngineStatus } from './native/backend.js';
-export { FUSED_KERNELS, hasFused, fusedCrossEntropy, fusedRmsNorm, fusedSwiGlu, fusedRope, fusedAttention, fusedAdam } from './fused/index.js';
+export { FUSED_KERNELS, hasFused } from './fused/index.js';
 export type { FusedOp, AdamStep } from './fused/index.js';
 export { rmsNorm, swiGlu, applyRope, causalAttention, crossEntropy, adamUpdate } from './ops/index.js';
 export type { CausalAttentionOptions } from './ops/index.js';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { fusedAttention, fusedCrossEntropy, fusedSwiGlu, hasFused } from '@deepen/backend';
+import { causalAttention, crossEntropy, swiGlu } from '@deepen/backend';
 import { Rng } from '@deepen/core';
 import { rmsNorm, type BlockPlan, type InitSpec, type NormScheme, type ParamRole } from '@deepen/norms';
 import { headDim, layerDepth, schemeOf, type LlamaConfig } from './config.js';
@@ -40,8 +40,6 @@ export interface LossOptions extends Omit<ForwardOptions, 'cache' | 'captureHidd
   ignoreIndex?: number;
 }
 
-const MASKED = -1e9;
-
 /**
  * Cross-entropy of every position from logits [batch, seq, vocab] and target ids
  * [batch, seq], computed as logsumexp(logits) - logit[target] (never materialising the
@@ -51,19 +49,8 @@ export function tokenCrossEntropy(logits: tf.Tensor3D, targets: tf.Tensor2D, ign
   return tf.tidy(() => {
     const [batch, seq, V] = logits.shape;
     const n = batch * seq;
-    const flatTargets = tf.reshape(targets, [n]);
-    if (hasFused('crossEntropy')) {
-      // One kernel: no softmax over the vocabulary is ever stored, forward or backward.
-      const losses = fusedCrossEntropy(tf.reshape(logits, [n, V]) as tf.Tensor2D, tf.cast(flatTargets, 'int32') as tf.Tensor1D, ignoreIndex);
-      return tf.reshape(losses, [batch, seq]) as tf.Tensor2D;
-    }
-    const counts = tf.notEqual(flatTargets, ignoreIndex);
-    const safeTargets = tf.where(counts, flatTargets, tf.zerosLike(flatTargets));
-    const logits2d = tf.reshape(logits, [n, V]);
-    // The target logit of row r sits at r * V + target in the flattened logits.
-    const flatIndex = tf.add(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(V, 'int32')), tf.cast(safeTargets, 'int32'));
-    const nll = tf.sub(tf.logSumExp(logits2d, 1), tf.gather(tf.reshape(logits2d, [n * V]), flatIndex));
-    return tf.reshape(tf.mul(nll, tf.cast(counts, 'float32')), [batch, seq]) as tf.Tensor2D;
+    const losses = crossEntropy(tf.reshape(logits, [n, V]) as tf.Tensor2D, tf.reshape(targets, [n]) as tf.Tensor1D, ignoreIndex);
+    return tf.reshape(losses, [batch, seq]) as tf.Tensor2D;
   });
 }
 
@@ -238,12 +225,10 @@ export class LlamaModel {
       let x = tf.reshape(tf.gather(this.param(EMBED), tf.reshape(idTensor, [-1])), [batch, seq, H]) as tf.Tensor3D;
       const cos = tf.slice(this.rope.cos, [offset, 0], [seq, -1]);
       const sin = tf.slice(this.rope.sin, [offset, 0], [seq, -1]);
-      // The fused attention kernel applies the causal mask itself.
-      const mask = hasFused('attention') ? null : causalMask(seq, offset, this.config.num_attention_heads / this.config.num_key_value_heads);
       const captured: { layers: number[]; inputs: tf.Tensor3D[]; outputs: tf.Tensor3D[] } = { layers: [], inputs: [], outputs: [] };
       for (let i = 0; i < this.config.num_hidden_layers; i++) {
         if (skip.has(i)) continue;
-        const out = this.block(i, x, cos, sin, mask, options.cache);
+        const out = this.block(i, x, cos, sin, options.cache);
         if (options.captureHidden) {
           captured.layers.push(i);
           captured.inputs.push(x);
@@ -306,7 +291,7 @@ export class LlamaModel {
     });
   }
 
-  private block(i: number, x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, mask: tf.Tensor | null, cache?: KVCache): tf.Tensor3D {
+  private block(i: number, x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, cache?: KVCache): tf.Tensor3D {
     const plan = this.plans[i] as BlockPlan;
     const p = (suffix: string) => this.param(layerPrefix(i) + suffix);
     const eps = this.config.rms_norm_eps;
@@ -315,7 +300,7 @@ export class LlamaModel {
     const norm = (h: tf.Tensor, suffix: string, scale: number) => rmsNorm(h, scale === 1 ? p(suffix) : tf.mul(p(suffix), scale), eps);
     const gate = (y: tf.Tensor, suffix: string) => (plan.gate.kind === 'none' ? y : tf.mul(y, p(suffix)));
     const residual = (h: tf.Tensor) => (plan.residualScale === 1 ? h : tf.mul(h, plan.residualScale));
-    const attention = (h: tf.Tensor) => this.attention(i, h as tf.Tensor3D, cos, sin, mask, cache);
+    const attention = (h: tf.Tensor) => this.attention(i, h as tf.Tensor3D, cos, sin, cache);
     const mlp = (h: tf.Tensor) => this.mlp(i, h as tf.Tensor3D);
 
     let h: tf.Tensor;
@@ -337,7 +322,7 @@ export class LlamaModel {
     return y as tf.Tensor3D;
   }
 
-  private attention(i: number, x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, mask: tf.Tensor | null, cache?: KVCache): tf.Tensor3D {
+  private attention(i: number, x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, cache?: KVCache): tf.Tensor3D {
     const [B, T, H] = x.shape;
     const nH = this.config.num_attention_heads;
     const nKV = this.config.num_key_value_heads;
@@ -356,20 +341,9 @@ export class LlamaModel {
       }
       cache.set(i, k, v);
     }
-    const scale = 1 / Math.sqrt(hd);
-    let context: tf.Tensor;
-    if (hasFused('attention')) {
-      // One kernel per layer: scores, causal softmax and the weighted sum, per head.
-      context = fusedAttention(q as tf.Tensor4D, k, v, { scale, offset: k.shape[2] - T });
-    } else {
-      // Grouped-query attention: query head h = j*rep + r uses kv head j (HF repeat_kv). Instead
-      // of copying each kv head rep times, fold the rep query heads of a group into the rows:
-      // q [B, nKV, rep*T, hd] against k [B, nKV, S, hd]. The mask rows repeat to match.
-      const rep = nH / nKV;
-      const grouped = tf.reshape(q, [B, nKV, rep * T, hd]);
-      const scores = tf.add(tf.mul(tf.matMul(grouped, k, false, true), scale), mask!);
-      context = tf.reshape(tf.matMul(tf.softmax(scores), v), [B, nH, T, hd]);
-    }
+    // Causal, grouped-query (query head h reads kv head h / (nH / nKV)); the queries sit after
+    // the k.shape[2] - T positions already in the cache.
+    const context = causalAttention(q as tf.Tensor4D, k, v, { scale: 1 / Math.sqrt(hd), offset: k.shape[2] - T });
     const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B * T, H]);
     return tf.reshape(tf.matMul(merged, p(BLOCK.o)), [B, T, H]) as tf.Tensor3D;
   }
@@ -380,7 +354,7 @@ export class LlamaModel {
     const flat = tf.reshape(x, [B * T, H]);
     const gate = tf.matMul(flat, p(BLOCK.gate));
     const up = tf.matMul(flat, p(BLOCK.up));
-    const hidden = hasFused('swiGlu') ? fusedSwiGlu(gate, up) : tf.mul(tf.mul(gate, tf.sigmoid(gate)), up); // SwiGLU: silu(gate) * up
+    const hidden = swiGlu(gate, up); // silu(gate) * up
     return tf.reshape(tf.matMul(hidden, p(BLOCK.down)), [B, T, H]) as tf.Tensor3D;
   }
 
@@ -388,19 +362,6 @@ export class LlamaModel {
     tf.dispose([...this.params.values(), this.rope.cos, this.rope.sin]);
     this.params.clear();
   }
-}
-
-/**
- * Additive causal mask [rep * T, offset + T]: query t (position offset + t) sees keys
- * 0..offset + t. The T rows repeat `rep` times, once per query head sharing a kv head.
- */
-function causalMask(seq: number, offset: number, rep: number): tf.Tensor2D {
-  const total = offset + seq;
-  const values = new Float32Array(rep * seq * total);
-  for (let r = 0; r < rep; r++) {
-    for (let t = 0; t < seq; t++) for (let s = offset + t + 1; s < total; s++) values[(r * seq + t) * total + s] = MASKED;
-  }
-  return tf.tensor2d(values, [rep * seq, total]);
 }
 
 /**

@@ -1,5 +1,5 @@
-import * as tf from '@tensorflow/tfjs';
-import { fusedRope, hasFused } from '@deepen/backend';
+import type * as tf from '@tensorflow/tfjs';
+import { applyRope as applyRopeOp, composite } from '@deepen/backend';
 
 /**
  * Rotary position tables in the Hugging Face convention: inv_freq_i = 1 / theta^(2i/d), the
@@ -26,15 +26,13 @@ export function ropeTables(headDim: number, positions: number, theta: number): {
   return { cos, sin };
 }
 
-/** rotate_half(x) = concat(-x[..., d/2:], x[..., :d/2]). */
-export function rotateHalf(x: tf.Tensor): tf.Tensor {
-  const d = x.shape[x.rank - 1] as number;
-  const [x1, x2] = tf.split(x, [d / 2, d / 2], -1) as [tf.Tensor, tf.Tensor];
-  return tf.concat([tf.neg(x2), x1], -1);
-}
+/** rotate_half(x) = concat(-x[..., d/2:], x[..., :d/2]) (the composite rotary's own, from @deepen/backend). */
+export const rotateHalf: (x: tf.Tensor) => tf.Tensor = composite.rotateHalf;
 
-/** x * cos + rotate_half(x) * sin, with cos/sin of shape [T, headDim] broadcast over [B, heads, T, headDim]. */
+/**
+ * x * cos + rotate_half(x) * sin, with cos/sin of shape [T, headDim] broadcast over
+ * [B, heads, T, headDim]: the rotary op of @deepen/backend (fused where the engine has it).
+ */
 export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
-  if (hasFused('rope')) return fusedRope(x, cos, sin);
-  return tf.add(tf.mul(x, cos), tf.mul(rotateHalf(x), sin));
+  return applyRopeOp(x, cos, sin);
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { fusedAdam, hasFused, type AdamStep } from '@deepen/backend';
+import { adamUpdate, type AdamStep } from '@deepen/backend';
 
 export interface AdamOptions {
   /** 'adam': weight decay as L2 in the gradient (PyTorch Adam); 'adamw': decoupled (Loshchilov & Hutter). */
@@ -59,7 +59,6 @@ export class Adam {
     const correction2 = 1 - this.beta2 ** t;
     const squares: tf.Scalar[] = [];
     const names: string[] = [];
-    const fused = hasFused('adam');
     for (const [name, p] of this.params) {
       const g = grads.get(name);
       if (!g) throw new Error(`no gradient for parameter ${name}`);
@@ -78,7 +77,7 @@ export class Adam {
       tf.tidy(() => {
         // One pass over the parameter where the engine has the fused kernel, about a dozen
         // elementwise kernels otherwise; both compute the same update.
-        const [pNew, mNew, vNew] = fused ? fusedAdam(p, g, m, v, step) : adamStep(p, g, m, v, step);
+        const [pNew, mNew, vNew] = adamUpdate(p, g, m, v, step);
         if (measure) {
           names.push(name);
           squares.push(tf.keep(tf.sum(tf.square(tf.sub(p, pNew)))), tf.keep(tf.sum(tf.square(p))));
@@ -124,17 +123,4 @@ export class Adam {
   dispose(): void {
     tf.dispose([...this.m.values(), ...this.v.values()]);
   }
-}
-
-/**
- * One Adam / AdamW step in tf.* ops: new [param, m, v]. With decay d, Adam adds d * param to
- * the gradient (L2, as PyTorch's Adam) and AdamW adds it to the update (decoupled).
- */
-function adamStep(p: tf.Tensor, g0: tf.Tensor, m: tf.Tensor, v: tf.Tensor, s: AdamStep): [tf.Tensor, tf.Tensor, tf.Tensor] {
-  const g = s.decay > 0 && !s.decoupled ? tf.add(g0, tf.mul(p, s.decay)) : g0;
-  const mNew = tf.add(tf.mul(m, s.beta1), tf.mul(g, 1 - s.beta1));
-  const vNew = tf.add(tf.mul(v, s.beta2), tf.mul(tf.square(g), 1 - s.beta2));
-  let update = tf.div(tf.div(mNew, s.correction1), tf.add(tf.sqrt(tf.div(vNew, s.correction2)), s.eps));
-  if (s.decay > 0 && s.decoupled) update = tf.add(update, tf.mul(p, s.decay));
-  return [tf.sub(p, tf.mul(update, s.lr)), mNew, vNew];
 }

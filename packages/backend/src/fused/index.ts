@@ -5,8 +5,10 @@ import type { GradConfig, NamedAttrMap } from '@tensorflow/tfjs';
 /**
  * Fused kernels: one kernel where tfjs would run a chain of small ones, each with its
  * backward as one kernel too. An engine offers them by registering these kernel names (the
- * native engine does); on other engines `hasFused` is false and callers run their composite
- * tf.* code, which computes the same function and serves as its reference in tests.
+ * native engine does). Callers never use them directly: the ops of ../ops (rmsNorm, swiGlu,
+ * applyRope, causalAttention, crossEntropy, adamUpdate) run them where `hasFused` is true and
+ * their composite tf.* code (../ops/composite.ts) elsewhere, which computes the same
+ * function and serves as the reference in tests.
  *
  * Inputs, attributes and outputs of each (all float32 unless said):
  * - DeepenCrossEntropy {logits [N, V], targets [N] int32} {ignoreIndex} -> [loss [N], lse [N]]

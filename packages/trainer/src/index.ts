@@ -1,4 +1,6 @@
-export { Trainer, TrainingDivergedError } from './trainer.js';
+export { Trainer } from './trainer.js';
+export { trainStep, computeGradients, clipGradients, squaredNorms, TrainingDivergedError } from './step.js';
+export type { TrainStepOptions, TrainStepResult, Gradients } from './step.js';
 export type { TrainOptions, TrainInputs } from './trainer.js';
 export { evaluateLoss, countedTokens, batchTensors } from './evaluate.js';
 export { Adam } from './optimizer.js';

@@ -14,7 +14,8 @@ import {
   writeRunRecord,
 } from '@deepen/core';
 import { sequentialBatches, type Batch, type BatchIterator, type SequenceSource } from '@deepen/data';
-import { batchTensors, countedTokens, evaluateLoss } from './evaluate.js';
+import { batchTensors, evaluateLoss } from './evaluate.js';
+import { clipGradients, computeGradients, squaredNorms, TrainingDivergedError, type Gradients } from './step.js';
 import { saveCheckpoint, trainingFlopsPerToken, type LlamaModel } from '@deepen/models';
 import { pruneCheckpoints, type TrainerState } from './checkpoints.js';
 import { Emitter, type EvalEvent, type LayerDiagnostics, type StepEvent, type TrainerEvents } from './events.js';
@@ -67,18 +68,6 @@ export interface TrainInputs {
   validation?: SequenceSource | null;
   /** To continue a run: the state and optimizer tensors from loadTrainingState. */
   resume?: { state: TrainerState; optimizerTensors: Map<string, { shape: number[]; values: Float32Array }>; dir: string };
-}
-
-/** The run stopped because the loss or a gradient stopped being finite. */
-export class TrainingDivergedError extends Error {
-  constructor(
-    message: string,
-    readonly step: number,
-    readonly layer: number | null,
-  ) {
-    super(message);
-    this.name = 'TrainingDivergedError';
-  }
 }
 
 const layerOf = (name: string): number | null => {
@@ -194,40 +183,10 @@ export class Trainer extends Emitter<TrainerEvents> {
     this.stopRequested = true;
   }
 
-  /**
-   * Gradients of the token-weighted mean loss over `accumulation` micro-batches: micro-batch
-   * i's mean loss is weighted by its share of counted tokens, so k micro-batches give exactly
-   * the gradient of one batch k times larger, masks and padding included.
-   */
-  private accumulate(): { loss: number; tokens: number; grads: Map<string, tf.Tensor>; batches: Batch[] } {
+  /** The next `accumulation` micro-batches and the gradients of their token-weighted mean loss. */
+  private accumulate(): Gradients & { batches: Batch[] } {
     const batches = Array.from({ length: this.opts.accumulation }, () => this.train.next());
-    const counted = batches.map((b) => countedTokens(b));
-    const total = counted.reduce((a, b) => a + b, 0);
-    const names = new Map([...this.model.params].map(([name, v]) => [v.name, name]));
-    const vars = [...this.model.params.values()];
-    const grads = new Map<string, tf.Tensor>();
-    let loss = 0;
-    batches.forEach((batch, i) => {
-      const weight = total > 0 ? (counted[i] as number) / total : 0;
-      const { value, grads: g } = tf.variableGrads(() =>
-        tf.tidy(() => {
-          const { inputs, targets, mask } = batchTensors(batch);
-          return tf.mul(this.model.loss(inputs, { targets, mask }), weight) as tf.Scalar;
-        }),
-        vars,
-      );
-      loss += value.dataSync()[0] as number;
-      value.dispose();
-      for (const [varName, grad] of Object.entries(g)) {
-        const name = names.get(varName) as string;
-        const previous = grads.get(name);
-        if (previous) {
-          grads.set(name, tf.add(previous, grad));
-          tf.dispose([previous, grad]);
-        } else grads.set(name, grad);
-      }
-    });
-    return { loss, tokens: total, grads, batches };
+    return { ...computeGradients(this.model, batches), batches };
   }
 
   /** The first block whose output stops being finite on this batch (null if none does). */
@@ -312,7 +271,7 @@ export class Trainer extends Emitter<TrainerEvents> {
       const lr = lrAt(this.step, { kind: o.schedule, lr: o.lr, totalSteps: o.steps, warmup: o.warmup, minLrRatio: o.minLrRatio });
       const { loss, tokens, grads, batches } = this.accumulate();
       const names = [...grads.keys()];
-      const squares = Array.from(tf.tidy(() => tf.stack(names.map((n) => tf.sum(tf.square(grads.get(n)!)))).dataSync()));
+      const squares = squaredNorms(grads);
       const badParam = names.findIndex((_, i) => !Number.isFinite(squares[i]));
       if (!Number.isFinite(loss) || badParam >= 0) {
         tf.dispose([...grads.values()]);
@@ -324,15 +283,7 @@ export class Trainer extends Emitter<TrainerEvents> {
         throw new TrainingDivergedError(message, this.step + 1, layer);
       }
       const gradNorm = Math.sqrt(squares.reduce((a, b) => a + b, 0));
-      const clipped = o.gradClip > 0 && gradNorm > o.gradClip;
-      if (clipped) {
-        const scale = o.gradClip / (gradNorm + 1e-6);
-        for (const n of names) {
-          const g = grads.get(n)!;
-          grads.set(n, tf.mul(g, scale));
-          g.dispose();
-        }
-      }
+      const clipped = clipGradients(grads, gradNorm, o.gradClip);
       const diagnose = o.diagnosticsEvery > 0 && (this.step + 1) % o.diagnosticsEvery === 0;
       const updates = this.optimizer.apply(grads, lr, diagnose);
       tf.dispose([...grads.values()]);

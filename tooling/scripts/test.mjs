@@ -39,9 +39,22 @@ for (const dir of packageDirs) {
   skipped += (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
 }
 
+// The npm story as a user meets it (tooling/scripts/npm-install-check.mjs): packed tarballs,
+// plain npm in an empty folder, one copy of TensorFlow.js, `npx pretrain train --steps 5`.
+// Counted as one test; DEEPEN_SKIP_NPM_CHECK=1 skips it (reported as skipped) for quick loops.
+if (process.env.DEEPEN_SKIP_NPM_CHECK === '1') skipped += 1;
+else if ((turbo.status ?? 1) === 0) {
+  const check = spawnSync(process.execPath, [join(root, 'tooling', 'scripts', 'npm-install-check.mjs')], { cwd: root, stdio: 'inherit' });
+  if (check.status === 0) passed += 1;
+  else {
+    failed += 1;
+    console.log('npm install check failed');
+  }
+}
+
 console.log('');
 if (suitesWithoutReport.length > 0) console.log(`no test report from: ${suitesWithoutReport.join(', ')}`);
 const status = turbo.status ?? 1;
 if (status !== 0 && failed === 0) failed = 1; // typecheck, lint or a crashed runner failed
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
-process.exit(status !== 0 ? status : passed === 0 ? 1 : 0);
+process.exit(status !== 0 ? status : failed > 0 || passed === 0 ? 1 : 0);

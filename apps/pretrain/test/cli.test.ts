@@ -13,6 +13,8 @@ import { FakeHub } from '@deepen/hub/testing';
 const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 // An absolute URL, since the child runs in a temporary folder where 'tsx' does not resolve.
 const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+// The workspace packages resolve to their sources too, so the CLI runs the current code of all of them.
+const SOURCES = ['--conditions=@deepen/source', '--import', tsx];
 const root = mkdtempSync(join(tmpdir(), 'deepen-cli-'));
 // No Hugging Face token or endpoint of the machine running the tests reaches the CLI.
 const env = { ...process.env, DEEPEN_CACHE: join(root, 'cache'), DEEPEN_BACKEND: '', HF_TOKEN: '', HF_HOME: join(root, 'hf-home'), HF_ENDPOINT: '' };
@@ -20,13 +22,13 @@ const data = join(root, 'data.jsonl');
 
 /** Runs the real CLI in its own process (through tsx, so no build is needed). */
 function run(args: string[], cwd = root) {
-  const r = spawnSync(process.execPath, ['--import', tsx, cli, ...args], { cwd, env, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, [...SOURCES, cli, ...args], { cwd, env, encoding: 'utf8', timeout: 120_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** The same without blocking this process, for commands that talk to a server the test runs. */
 function runAsync(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', tsx, cli, ...args], { cwd: root, env: { ...env, ...extraEnv }, timeout: 120_000 });
+  const child = spawn(process.execPath, [...SOURCES, cli, ...args], { cwd: root, env: { ...env, ...extraEnv }, timeout: 120_000 });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -157,7 +159,7 @@ describe('pretrain train', () => {
 
   it('saves a checkpoint and exits 130 on SIGINT', async () => {
     const out = join(root, 'interrupted');
-    const child = spawn(process.execPath, ['--import', tsx, cli, 'train', ...TINY, '--steps', '100000', '--out', out, '--json'], { cwd: root, env });
+    const child = spawn(process.execPath, [...SOURCES, cli, 'train', ...TINY, '--steps', '100000', '--out', out, '--json'], { cwd: root, env });
     let stdout = '';
     let sent = false;
     child.stdout.on('data', (chunk: Buffer) => {

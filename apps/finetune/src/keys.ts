@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { fsyncPath, writeFileSynced } from '@deepen/core';
 import { resolveToken, type ResolvedToken } from '@deepen/hub';
 
 /** One configured API key; `hubToken` is its tenant's Hugging Face token, if the operator gave one. */
@@ -147,6 +148,7 @@ export function createKeysFile(path: string): { tenant: string; key: string } {
   const entry = { tenant: 'default', key: `sk-ft-${randomBytes(24).toString('base64url')}` };
   mkdirSync(dirname(path), { recursive: true });
   // Created exclusively and private from the start: the file holds a secret.
-  writeFileSync(path, `${JSON.stringify({ keys: [entry] }, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  writeFileSynced(path, `${JSON.stringify({ keys: [entry] }, null, 2)}\n`, { mode: 0o600, exclusive: true });
+  fsyncPath(dirname(path));
   return entry;
 }

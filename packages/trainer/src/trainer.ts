@@ -81,6 +81,7 @@ const layerOf = (name: string): number | null => {
  */
 export class Trainer extends Emitter<TrainerEvents> {
   readonly optimizer: Adam;
+  /** The run's steps and evaluations so far (on resume, those before the checkpoint come back from metrics.jsonl). */
   readonly history: { steps: StepEvent[]; evals: EvalEvent[] } = { steps: [], evals: [] };
   private step = 0;
   private stopRequested = false;

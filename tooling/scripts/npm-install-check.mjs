@@ -18,7 +18,9 @@ const tarballs = join(work, 'tarballs');
 const app = join(work, 'app');
 mkdirSync(tarballs);
 mkdirSync(app);
+/** @param {string} what */
 const step = (what) => console.log(`npm-install-check: ${what}`);
+/** @param {string} why */
 const fail = (why) => {
   console.error(`npm-install-check: ${why} (left in ${work})`);
   process.exit(1);
@@ -41,6 +43,7 @@ const install = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--logle
 if (install.status !== 0) fail(`npm install exited with ${install.status}`);
 
 // One copy of each TensorFlow.js package: every consumer must share the engine registry.
+/** @param {string} name */
 const copies = (name) =>
   execFileSync('find', ['.', '-path', `*/node_modules/${name}/package.json`], { cwd: app, encoding: 'utf8' })
     .split('\n')

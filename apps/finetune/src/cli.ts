@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { BACKEND_ENV_VAR, helpText, parseEngineRequest, parseFlags, UsageError, type FlagSpec, type FlagValues } from '@deepen/backend';
+import { BACKEND_ENV_VAR, ENGINE_ORDER, helpText, parseEngineRequest, parseFlags, UsageError, type FlagSpec, type FlagValues } from '@deepen/backend';
 import { DEFAULT_HUB_URL, hubUrlFrom } from '@deepen/hub';
 import { ApiKeys, createKeysFile, HubTokens, parseKeysVariable, readKeysFile, type KeyEntry } from './keys.js';
 import { discoverBaseModels, withHubRepos } from './models.js';
@@ -25,7 +25,7 @@ const FLAGS: Record<string, FlagSpec & { env?: string }> = {
   'models-dir': { type: 'string', value: 'DIR', description: 'folder of base models, one checkpoint folder each (default DIR/models)' },
   'model-repo': { type: 'list', value: 'NAME=OWNER/NAME,...', description: 'the Hub repository a base model came from: published fine-tunes name it as base_model' },
   'hub-url': { type: 'string', value: 'URL', default: DEFAULT_HUB_URL, env: 'HF_ENDPOINT', description: 'the Hugging Face Hub that publish targets go to' },
-  backend: { type: 'string', value: 'NAME', description: `TensorFlow.js engine of the workers: auto, node-gpu, node, wasm, cpu (default: $${BACKEND_ENV_VAR} or auto)` },
+  backend: { type: 'string', value: 'NAME', description: `TensorFlow.js engine of the workers: auto, ${ENGINE_ORDER.join(', ')} (default: $${BACKEND_ENV_VAR} or auto)` },
   'max-body-mib': { type: 'float', min: 0, exclusiveMin: true, default: 1, description: 'largest JSON request body' },
   'max-upload-mib': { type: 'float', min: 0, exclusiveMin: true, default: 512, description: 'largest uploaded file' },
   'completion-timeout': { type: 'int', min: 1, default: 120, value: 'SECONDS', description: 'longest a completion may take' },

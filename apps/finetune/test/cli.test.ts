@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ENGINE_ORDER } from '@deepen/backend';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, client, makeBaseModel, startService, tempDir, type ServiceProcess } from './helpers.js';
 
@@ -22,6 +23,8 @@ describe('finetune-service command line', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^The deepen fine-tuning service/);
     expect(r.stdout).toMatch(/--concurrency N\s+jobs trained at the same time/);
+    // Every engine, native included, in the order auto tries them.
+    expect(r.stdout.replace(/\s+/g, ' ')).toContain(`auto, ${ENGINE_ORDER.join(', ')}`);
   });
 
   const usage: Array<[string[], Record<string, string>, RegExp]> = [

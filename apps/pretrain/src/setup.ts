@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { initBackend, type BackendReport } from '@deepen/backend';
+import { BACKEND_ENV_VAR, ENGINE_ORDER, initBackend, type BackendReport } from '@deepen/backend';
 import { cachedTokenizer, loadCorpus, mobyDick, SequenceSet, stateOfTheUnion, tokenizeCorpus, Tokenizer, type Corpus, type PackingMode, type TokenizedCorpus } from '@deepen/data';
 import { configFromJson, presetConfig, PRESETS, type LlamaConfig } from '@deepen/models';
 import { knownSchemeParts, resolveScheme } from '@deepen/norms';
@@ -8,7 +8,7 @@ import { UsageError, type FlagSpec, type FlagValues } from './flags.js';
 
 /** Flags every command that loads an engine shares. */
 export const ENGINE_FLAGS: Record<string, FlagSpec> = {
-  backend: { type: 'string', value: 'NAME', description: 'TensorFlow.js engine: auto, node-gpu, node, wasm, cpu (default: $DEEPEN_BACKEND or auto)' },
+  backend: { type: 'string', value: 'NAME', description: `TensorFlow.js engine: auto, ${ENGINE_ORDER.join(', ')} (default: $${BACKEND_ENV_VAR} or auto)` },
 };
 
 export async function startEngine(values: FlagValues, log: (line: string) => void): Promise<BackendReport> {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { nativeEngineStatus } from '@deepen/backend';
+import { ENGINE_ORDER, nativeEngineStatus } from '@deepen/backend';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The loopback Hub that @deepen/hub's own tests run against.
 import { FakeHub } from '../../../packages/hub/test/hub-server.js';
@@ -89,6 +89,12 @@ describe('pretrain flag errors name the flag and exit 2', () => {
       expect(r.stdout).toMatch(new RegExp(`Usage:\\n  pretrain ${command}`));
     }
     expect(run(['train', '--help']).stdout).toMatch(/--total-batch-size N/);
+  });
+
+  it('lists every engine under --backend, native included', () => {
+    const help = run(['train', '--help']).stdout.replace(/\s+/g, ' ');
+    expect(ENGINE_ORDER).toContain('native');
+    expect(help).toContain(`auto, ${ENGINE_ORDER.join(', ')}`);
   });
 });
 

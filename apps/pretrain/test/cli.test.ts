@@ -147,6 +147,8 @@ describe('pretrain train', () => {
     expect(refused.stderr).toMatch(/--lr cannot change when resuming/);
     const resumed = run(['train', '--resume', join(root, 'part'), '--steps', '5', '--json']);
     expect(resumed.code, resumed.stderr).toBe(0);
+    // The engine starts before the checkpoint's weights load: no tfjs "install the node backend" banner.
+    expect(resumed.stdout + resumed.stderr).not.toMatch(/TensorFlow\.js in Node\.js|node backend/);
     const losses = (stdout: string) => events(stdout).filter((e) => e.event === 'step').map((e) => e.loss);
     // The 3-step run's schedule differs (cosine over 3 steps), so compare against a run that
     // was always meant to be 5 steps: resume that one instead.

@@ -54,8 +54,11 @@ export interface LoadedTrainingState {
   optimizerTensors: Map<string, { shape: number[]; values: Float32Array }>;
 }
 
-/** Reads everything a resumed run needs from a checkpoint folder. */
-export function loadTrainingState(path: string): LoadedTrainingState {
+/**
+ * A checkpoint's trainer_state.json alone: no tensors, so it may be read before an engine is
+ * chosen (to learn a run's settings, for instance).
+ */
+export function readTrainerState(path: string): { dir: string; state: TrainerState } {
   const dir = resolveCheckpoint(path);
   const statePath = join(dir, TRAINER_STATE_FILE);
   let state: TrainerState;
@@ -65,6 +68,15 @@ export function loadTrainingState(path: string): LoadedTrainingState {
     throw new Error(`${statePath}: not valid JSON (${(error as Error).message})`);
   }
   if (state.format !== 1 || !Number.isInteger(state.step)) throw new Error(`${statePath}: not a deepen trainer state (format ${String(state.format)})`);
+  return { dir, state };
+}
+
+/**
+ * Reads everything a resumed run needs from a checkpoint folder. The model's weights become
+ * tensors of the current engine, so start the engine (initBackend) first.
+ */
+export function loadTrainingState(path: string): LoadedTrainingState {
+  const { dir, state } = readTrainerState(path);
   const optimizerPath = join(dir, OPTIMIZER_FILE);
   if (!existsSync(optimizerPath)) throw new Error(`${optimizerPath}: optimizer state missing`);
   const file = parseSafetensors(readFileSync(optimizerPath), optimizerPath);

@@ -9,6 +9,7 @@ export { Emitter } from './events.js';
 export type { TrainerEvents, StepEvent, EvalEvent, DiagnosticsEvent, LayerDiagnostics, CheckpointEvent, DoneEvent, ErrorEvent } from './events.js';
 export {
   loadTrainingState,
+  readTrainerState,
   listCheckpoints,
   pruneCheckpoints,
   resolveCheckpoint,

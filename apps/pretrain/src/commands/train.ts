@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { BatchIterator, Tokenizer } from '@deepen/data';
 import { isHubRef } from '@deepen/hub';
 import { LlamaModel, trainingFlopsPerToken } from '@deepen/models';
-import { loadTrainingState, resolveCheckpoint, Trainer, TrainingDivergedError, type EvalEvent, type StepEvent, type TrainerEvents } from '@deepen/trainer';
+import { loadTrainingState, readTrainerState, resolveCheckpoint, Trainer, TrainingDivergedError, type EvalEvent, type StepEvent, type TrainerEvents } from '@deepen/trainer';
 import { helpText, parseFlags, UsageError, type FlagSpec, type FlagValues } from '../flags.js';
 import { attachJsonl, attachProgress, type OutputMode } from '../progress.js';
 import { corpusFrom, ENGINE_FLAGS, planModel, schemeNames, sequencesFor, startEngine, tokenized, tokenizerFrom } from '../setup.js';
@@ -75,14 +75,16 @@ function defaultOut(values: FlagValues): string {
  */
 export async function runTraining(values: FlagValues, options: { mode: OutputMode; log: (line: string) => void; outDir: string; resumeFrom?: string; handleSignals?: boolean }): Promise<RunResult> {
   const { log } = options;
-  const resume = options.resumeFrom ? loadTrainingState(options.resumeFrom) : null;
   const seqLen = Number(values['seq-len']);
   const batchSize = Number(values['batch-size']);
   const total = values['total-batch-size'] === undefined ? batchSize : Number(values['total-batch-size']);
   if (total % batchSize !== 0) throw new UsageError(`--total-batch-size (${total}) must be a multiple of --batch-size (${batchSize})`);
-  const configFor = resume ? null : planModel(values, seqLen);
+  const configFor = options.resumeFrom ? null : planModel(values, seqLen);
 
+  // The engine starts before any tensor exists: a resumed model's weights are tensors of the
+  // engine that is current when they load (and on tfjs's default cpu engine they print its banner).
   const engine = await startEngine(values, log);
+  const resume = options.resumeFrom ? loadTrainingState(options.resumeFrom) : null;
   const corpus = corpusFrom(values);
   const tokenizer = resume ? Tokenizer.fromFile(join(resume.dir, 'tokenizer.json')) : tokenizerFrom(values, corpus, log);
   const tokens = await tokenized(corpus, tokenizer, log);
@@ -184,7 +186,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     } catch (error) {
       throw new UsageError(`--resume: ${(error as Error).message}`);
     }
-    const state = loadTrainingState(resumeFrom).state;
+    const { state } = readTrainerState(resumeFrom);
     settings = { ...(state.run as FlagValues), ...Object.fromEntries([...given].map((f) => [f, values[f]])) };
     outDir = dirname(dirname(resumeFrom));
     log(`resuming ${outDir} from step ${state.step}`);

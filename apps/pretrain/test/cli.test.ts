@@ -166,7 +166,9 @@ describe('pretrain train', () => {
     const out = join(root, 'interrupted');
     const child = spawn(process.execPath, ['--import', tsx, cli, 'train', ...TINY, '--steps', '100000', '--out', out, '--json'], { cwd: root, env });
     let stdout = '';
+    let stderr = '';
     let sent = false;
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
       if (!sent && stdout.includes('"event":"step"')) {
@@ -179,6 +181,10 @@ describe('pretrain train', () => {
     const done = events(stdout).find((e) => e.event === 'done');
     expect(done).toMatchObject({ reason: 'interrupted' });
     expect(existsSync(join(done!.checkpoint as string, 'trainer_state.json'))).toBe(true);
+    // The message names the step the checkpoint holds.
+    const promised = Number(/SIGINT: stopping after step (\d+), saving its checkpoint/.exec(stderr)?.[1]);
+    expect(promised, stderr).toBe(done!.step);
+    expect(JSON.parse(readFileSync(join(done!.checkpoint as string, 'trainer_state.json'), 'utf8')).step).toBe(promised);
     const resumed = run(['train', '--resume', out, '--steps', String((done!.step as number) + 1), '--json']);
     expect(resumed.code, resumed.stderr).toBe(0);
   });

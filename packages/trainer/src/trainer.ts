@@ -133,9 +133,14 @@ export class Trainer extends Emitter<TrainerEvents> {
     return this.step;
   }
 
-  /** Asks the loop to stop after the current step, save a checkpoint and finish (Ctrl-C). */
-  requestStop(): void {
+  /**
+   * Asks the loop to stop (Ctrl-C): it starts no further step, saves a checkpoint and finishes.
+   * Steps run synchronously, so no step is ever half done when this is called: the checkpoint
+   * holds the steps completed so far. Returns that step, the one the checkpoint will hold.
+   */
+  requestStop(): number {
     this.stopRequested = true;
+    return this.step;
   }
 
   /**

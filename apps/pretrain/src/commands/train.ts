@@ -136,8 +136,10 @@ export async function runTraining(values: FlagValues, options: { mode: OutputMod
       const handler = () => {
         if (stopping) process.exit(130); // a second Ctrl-C does not wait
         stopping = true;
-        process.stderr.write(`\n${signal}: finishing step ${trainer.currentStep + 1}, saving a checkpoint, then stopping (again to quit now)\n`);
-        trainer.requestStop();
+        // No step is under way when a signal is handled (steps run synchronously): the run
+        // stops before the next one and saves the steps done so far.
+        const step = trainer.requestStop();
+        process.stderr.write(`\n${signal}: stopping after step ${step}, saving its checkpoint (again to quit now)\n`);
       };
       process.on(signal, handler);
       signals.push([signal, handler]);

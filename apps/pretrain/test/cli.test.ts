@@ -149,6 +149,12 @@ describe('pretrain train', () => {
     expect(resumed.code, resumed.stderr).toBe(0);
     // The engine starts before the checkpoint's weights load: no tfjs "install the node backend" banner.
     expect(resumed.stdout + resumed.stderr).not.toMatch(/TensorFlow\.js in Node\.js|node backend/);
+    // Resumed again with nothing left to do: says so, with the checkpoint and the last evaluation.
+    const finished = run(['train', '--resume', join(root, 'part')]);
+    expect(finished.code, finished.stderr).toBe(0);
+    expect(finished.stdout + finished.stderr).not.toMatch(/TensorFlow\.js in Node\.js|node backend|null/);
+    expect(finished.stdout).toMatch(/^nothing to do: the run already finished its 5 steps \(a larger --steps trains further\); last evaluation at step 5: perplexity \d+\.\d+ \(loss \d+\.\d+\); checkpoint .*part\/checkpoints\/step-0000005$/m);
+    expect(finished.stdout).not.toMatch(/^step /m);
     const losses = (stdout: string) => events(stdout).filter((e) => e.event === 'step').map((e) => e.loss);
     // The 3-step run's schedule differs (cosine over 3 steps), so compare against a run that
     // was always meant to be 5 steps: resume that one instead.

@@ -76,6 +76,8 @@ export class Trainer extends Emitter<TrainerEvents> {
   readonly history: { steps: StepEvent[]; evals: EvalEvent[] } = { steps: [], evals: [] };
   private step = 0;
   private stopRequested = false;
+  /** The checkpoint a resumed run started from: its latest checkpoint until it writes one. */
+  private readonly resumedFrom: string | null = null;
   private readonly flopsPerToken: number;
   private readonly opts: Required<Omit<TrainOptions, 'outDir' | 'files' | 'runConfig'>> & Pick<TrainOptions, 'outDir' | 'files' | 'runConfig'>;
   private readonly model: LlamaModel;
@@ -123,6 +125,7 @@ export class Trainer extends Emitter<TrainerEvents> {
       if (state.step > this.opts.steps) throw new Error(`${dir}: checkpoint is at step ${state.step}, beyond the run's ${this.opts.steps} steps`);
       this.optimizer.loadState(state.optimizer.step, optimizerTensors, dir);
       this.step = state.step;
+      this.resumedFrom = dir;
       this.history.steps.push(...state.history.steps);
       this.history.evals.push(...state.history.evals);
     }
@@ -238,7 +241,8 @@ export class Trainer extends Emitter<TrainerEvents> {
   async run(): Promise<{ reason: 'completed' | 'interrupted'; step: number; eval: EvalEvent | null; checkpoint: string | null }> {
     const started = performance.now();
     let lastEval: EvalEvent | null = this.history.evals.at(-1) ?? null;
-    let lastCheckpoint: string | null = null;
+    // A resumed run with nothing left to do still has a checkpoint: the one it resumed from.
+    let lastCheckpoint: string | null = this.resumedFrom;
     const o = this.opts;
     while (this.step < o.steps) {
       if (this.stopRequested) {

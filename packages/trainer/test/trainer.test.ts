@@ -140,6 +140,24 @@ describe('Trainer', () => {
     model.dispose();
   });
 
+  it('resumed with no steps left, reports the checkpoint it resumed from and the last evaluation', async () => {
+    const out = tmp();
+    const set = sequences();
+    const model = tinyModel('lns');
+    const done = new Trainer({ model, train: loader(set, 4), validation: sequences('packed', 20, 9) }, { ...base, steps: 3, outDir: out });
+    const finished = await done.run();
+    expect(finished.checkpoint).toBe(join(out, 'checkpoints', checkpointName(3)));
+    const state = loadTrainingState(out);
+    const again = new Trainer({ model: state.model, train: new BatchIterator(set, 4, { state: state.state.loader }), validation: sequences('packed', 20, 9), resume: state }, { ...base, steps: 3, outDir: out });
+    const steps: number[] = [];
+    again.on('step', (e) => steps.push(e.step));
+    const result = await again.run();
+    expect(steps).toEqual([]);
+    expect(result).toEqual({ reason: 'completed', step: 3, eval: finished.eval, checkpoint: finished.checkpoint });
+    [done, again].forEach((t) => t.dispose());
+    [model, state.model].forEach((m) => m.dispose());
+  });
+
   it('stops on a non-finite loss, names the step and layer, and keeps the last good checkpoint', async () => {
     const out = tmp();
     const model = tinyModel('pre');

@@ -61,6 +61,8 @@ export interface RunResult {
   finalEval: EvalEvent | null;
   checkpoint: string | null;
   parameters: number;
+  /** The step the run started from: 0, or the resumed checkpoint's step. */
+  startStep: number;
 }
 
 function defaultOut(values: FlagValues): string {
@@ -156,6 +158,7 @@ export async function runTraining(values: FlagValues, options: { mode: OutputMod
       finalEval: result.eval,
       checkpoint: result.checkpoint,
       parameters: count.total,
+      startStep: resume ? resume.state.step : 0,
     };
   } finally {
     for (const [signal, handler] of signals) process.off(signal, handler);
@@ -220,6 +223,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (mode === 'json') process.stdout.write(`${JSON.stringify({ event: 'summary', ...summary })}\n`);
   else if (result.reason === 'interrupted') {
     process.stdout.write(`interrupted at step ${summary.step}; checkpoint ${result.checkpoint ?? '(none)'}; continue with: pretrain train --resume ${result.outDir}\n`);
+  } else if (summary.step === result.startStep && resumeFrom !== undefined) {
+    // Resumed at (or past) its last step: nothing was trained; say what the run already holds.
+    const evaluated = ev ? `; last evaluation at step ${ev.step}: perplexity ${ev.perplexity.toFixed(2)} (loss ${ev.loss.toFixed(4)})` : '';
+    process.stdout.write(`nothing to do: the run already finished its ${summary.step} steps (a larger --steps trains further)${evaluated}; checkpoint ${result.checkpoint ?? resumeFrom}\n`);
   } else {
     process.stdout.write(
       `final validation perplexity ${ev ? ev.perplexity.toFixed(2) : 'n/a'} (loss ${ev ? ev.loss.toFixed(4) : 'n/a'}) after ${summary.step} steps; checkpoint ${result.checkpoint}\n`,

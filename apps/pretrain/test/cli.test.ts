@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { ENGINE_ORDER, nativeEngineStatus } from '@deepen/backend';
+import { ENGINE_ORDER, initBackend, nativeEngineStatus } from '@deepen/backend';
+import { loadCheckpoint, parseSafetensors, saveCheckpoint } from '@deepen/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The loopback Hub that @deepen/hub's own tests run against.
 import { FakeHub } from '../../../packages/hub/test/hub-server.js';
@@ -280,6 +281,35 @@ describe('pretrain eval, generate, info and compare', () => {
       expect(png.subarray(1, 4).toString()).toBe('PNG');
       expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([1280, 720]); // IHDR: the 640x360 chart at 2x
     }
+  });
+});
+
+describe('pretrain publish keeps the stored precision', () => {
+  it('folds a sharded BF16 checkpoint into BF16 weights, and config.json says bfloat16', async () => {
+    const out = join(root, 'to-publish-bf16');
+    expect(run(['train', ...TINY, '--steps', '1', '--out', out, '--quiet']).code).toBe(0);
+    const ckpt = join(out, 'checkpoints', 'step-0000001');
+    // The same checkpoint stored as BF16 in several shards.
+    await initBackend({ engine: 'cpu' });
+    const model = loadCheckpoint(ckpt);
+    const bf16 = join(root, 'bf16-sharded');
+    await saveCheckpoint(model, bf16, { dtype: 'BF16', maxShardBytes: 16_384, files: { 'tokenizer.json': readFileSync(join(ckpt, 'tokenizer.json')) } });
+    model.dispose();
+    const dtypesIn = (dir: string) =>
+      readdirSync(dir)
+        .filter((f) => f.endsWith('.safetensors'))
+        .flatMap((f) => [...parseSafetensors(readFileSync(join(dir, f)), f).tensors.values()].map((t) => t.dtype));
+    expect(readdirSync(bf16)).toContain('model.safetensors.index.json');
+    expect(new Set(dtypesIn(bf16))).toEqual(new Set(['BF16']));
+    expect(JSON.parse(readFileSync(join(bf16, 'config.json'), 'utf8')).torch_dtype).toBe('bfloat16');
+
+    const card = join(root, 'bf16-card');
+    const dry = run(['publish', bf16, '--repo', 'alice/bf16', '--dry-run', '--out', card, '--backend', 'cpu']);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/^folded 'lns' into a plain Pre-LN LLaMA/m);
+    expect(new Set(dtypesIn(card))).toEqual(new Set(['BF16']));
+    expect(JSON.parse(readFileSync(join(card, 'config.json'), 'utf8'))).toMatchObject({ torch_dtype: 'bfloat16', deepen: { folded_from: 'lns' } });
+    expect(readFileSync(join(card, 'README.md'), 'utf8')).toMatch(/BF16 safetensors/);
   });
 });
 

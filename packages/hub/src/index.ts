@@ -4,7 +4,7 @@ export { download, defaultHubCacheDir, repoCacheDir } from './download.js';
 export type { DownloadOptions, DownloadProgress } from './download.js';
 export { modelCard, schemeFacts, formatBytes } from './card.js';
 export type { ModelCardOptions, CardFacts } from './card.js';
-export { locateCheckpoint, summarizeSafetensors } from './checkpoint-files.js';
+export { locateCheckpoint, summarizeSafetensors, weightFiles } from './checkpoint-files.js';
 export type { CheckpointLocation, SafetensorsSummary } from './checkpoint-files.js';
 export { readTrainingRecord, readPruneRecord, readAnalysisRecord } from './run-record.js';
 export type { TrainingRecord, PruneRecord, AnalysisRecord } from './run-record.js';

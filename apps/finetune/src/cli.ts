@@ -5,7 +5,7 @@ import { BACKEND_ENV_VAR, ENGINE_ORDER, helpText, parseEngineRequest, parseFlags
 import { DEFAULT_HUB_URL, hubUrlFrom } from '@deepen/hub';
 import { ApiKeys, createKeysFile, HubTokens, parseKeysVariable, readKeysFile, type KeyEntry } from './keys.js';
 import { discoverBaseModels, withHubRepos } from './models.js';
-import { dataPaths, startService } from './service.js';
+import { dataPaths, defaultDataDir, startService } from './service.js';
 
 const MiB = 1024 * 1024;
 
@@ -13,7 +13,12 @@ const MiB = 1024 * 1024;
 const FLAGS: Record<string, FlagSpec & { env?: string }> = {
   host: { type: 'string', value: 'ADDR', default: '127.0.0.1', env: 'FINETUNE_HOST', description: 'address to listen on' },
   port: { type: 'int', min: 0, max: 65535, default: 8088, env: 'FINETUNE_PORT', description: 'port (0: any free port)' },
-  'data-dir': { type: 'string', value: 'DIR', default: 'finetune-data', env: 'FINETUNE_DATA_DIR', description: 'where the database, uploaded files, jobs and models live' },
+  'data-dir': {
+    type: 'string',
+    value: 'DIR',
+    env: 'FINETUNE_DATA_DIR',
+    description: 'where the database, uploaded files, jobs and models live (default $XDG_DATA_HOME/deepen/finetune, else ~/.local/share/deepen/finetune)',
+  },
   'keys-file': {
     type: 'string',
     value: 'PATH',
@@ -100,7 +105,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`finetune-service: ${(error as Error).message}\n(see finetune-service --help)\n`);
     return 2;
   }
-  const dataDir = resolve(String(values['data-dir']));
+  const dataDir = resolve(values['data-dir'] === undefined ? defaultDataDir() : String(values['data-dir']));
   let service;
   try {
     const modelsDir = values['models-dir'] === undefined ? dataPaths(dataDir).models : resolve(String(values['models-dir']));

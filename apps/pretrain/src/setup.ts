@@ -44,8 +44,17 @@ export function evalCorpus(name: string): Corpus {
   return { ...c, validation: c.train, train: [] };
 }
 
+/** Reads a file a flag names; what is wrong with it (missing, malformed) is the user's mistake, named with the flag. */
+export function fromFlagFile<T>(flag: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    throw new UsageError(`--${flag}: ${(error as Error).message}`);
+  }
+}
+
 export function tokenizerFrom(values: FlagValues, corpus: Corpus, log: (line: string) => void): Tokenizer {
-  if (values.tokenizer !== undefined) return Tokenizer.fromFile(String(values.tokenizer));
+  if (values.tokenizer !== undefined) return fromFlagFile('tokenizer', () => Tokenizer.fromFile(String(values.tokenizer)));
   const started = performance.now();
   const { tokenizer, path, trained } = cachedTokenizer(corpus, { vocabSize: Number(values['vocab-size']) });
   log(trained ? `tokenizer: trained ${tokenizer.vocabSize}-token byte-level BPE on ${corpus.name} in ${((performance.now() - started) / 1000).toFixed(1)}s (cached at ${path})` : `tokenizer: ${path}`);

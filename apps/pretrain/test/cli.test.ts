@@ -47,6 +47,8 @@ const events = (stdout: string) => stdout.trim().split('\n').map((l) => JSON.par
 beforeAll(() => {
   const lines = Array.from({ length: 80 }, (_, i) => JSON.stringify({ text: `Speech number ${i}: the people of the union ask for peace, trade and ${i % 7} new roads across the states.` }));
   writeFileSync(data, `${lines.join('\n')}\n`);
+  writeFileSync(join(root, 'bad-line.jsonl'), `${lines[0]}\n{"text": "cut short\n`);
+  writeFileSync(join(root, 'no-text.jsonl'), '{"body": "the text is under another name"}\n');
 });
 
 describe('pretrain flag errors name the flag and exit 2', () => {
@@ -74,6 +76,12 @@ describe('pretrain flag errors name the flag and exit 2', () => {
     [['publish', '.', '--repo', 'alice/m', '--out', 'x'], /--out names the --dry-run folder/],
     [['publish', 'nope', '--repo', 'alice/m'], /nope: not a checkpoint \(no config\.json\) nor a run folder/],
     [['frobnicate'], /unknown command 'frobnicate'/],
+    // Mistakes in the files a flag names exit 2 as well, naming the file (and line).
+    // (Paths relative to the folder the CLI runs in.)
+    [['train', '--data', 'missing.jsonl', '--backend', 'cpu'], /missing\.jsonl: no such file or directory/],
+    [['train', '--data', 'bad-line.jsonl', '--backend', 'cpu'], /bad-line\.jsonl:2: not valid JSON/],
+    [['train', '--data', 'no-text.jsonl', '--backend', 'cpu'], /no-text\.jsonl:1: no string field 'text' \(fields: body\)/],
+    [['train', '--data', 'data.jsonl', '--tokenizer', 'nope.json', '--backend', 'cpu'], /--tokenizer: .*nope\.json: tokenizer file not found/],
   ];
   for (const [args, message] of cases) {
     it(args.join(' '), () => {

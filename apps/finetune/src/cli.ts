@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { BACKEND_ENV_VAR, parseEngineRequest } from '@deepen/backend';
+import { BACKEND_ENV_VAR, ENGINE_ORDER, parseEngineRequest } from '@deepen/backend';
 import { helpText, parseFlags, UsageError, type FlagSpec, type FlagValues } from '@deepen/core';
 import { DEFAULT_HUB_URL, hubUrlFrom } from '@deepen/hub';
 import { ApiKeys, createKeysFile, HubTokens, parseKeysVariable, readKeysFile, type KeyEntry } from './keys.js';
 import { discoverBaseModels, withHubRepos } from './models.js';
-import { dataPaths, startService } from './service.js';
+import { dataPaths, defaultDataDir, startService } from './service.js';
 
 const MiB = 1024 * 1024;
 
@@ -14,7 +14,12 @@ const MiB = 1024 * 1024;
 const FLAGS: Record<string, FlagSpec & { env?: string }> = {
   host: { type: 'string', value: 'ADDR', default: '127.0.0.1', env: 'FINETUNE_HOST', description: 'address to listen on' },
   port: { type: 'int', min: 0, max: 65535, default: 8088, env: 'FINETUNE_PORT', description: 'port (0: any free port)' },
-  'data-dir': { type: 'string', value: 'DIR', default: 'finetune-data', env: 'FINETUNE_DATA_DIR', description: 'where the database, uploaded files, jobs and models live' },
+  'data-dir': {
+    type: 'string',
+    value: 'DIR',
+    env: 'FINETUNE_DATA_DIR',
+    description: 'where the database, uploaded files, jobs and models live (default $XDG_DATA_HOME/deepen/finetune, else ~/.local/share/deepen/finetune)',
+  },
   'keys-file': {
     type: 'string',
     value: 'PATH',
@@ -26,7 +31,7 @@ const FLAGS: Record<string, FlagSpec & { env?: string }> = {
   'models-dir': { type: 'string', value: 'DIR', description: 'folder of base models, one checkpoint folder each (default DIR/models)' },
   'model-repo': { type: 'list', value: 'NAME=OWNER/NAME,...', description: 'the Hub repository a base model came from: published fine-tunes name it as base_model' },
   'hub-url': { type: 'string', value: 'URL', default: DEFAULT_HUB_URL, env: 'HF_ENDPOINT', description: 'the Hugging Face Hub that publish targets go to' },
-  backend: { type: 'string', value: 'NAME', description: `TensorFlow.js engine of the workers: auto, node-gpu, node, wasm, cpu (default: $${BACKEND_ENV_VAR} or auto)` },
+  backend: { type: 'string', value: 'NAME', description: `TensorFlow.js engine of the workers: auto, ${ENGINE_ORDER.join(', ')} (default: $${BACKEND_ENV_VAR} or auto)` },
   'max-body-mib': { type: 'float', min: 0, exclusiveMin: true, default: 1, description: 'largest JSON request body' },
   'max-upload-mib': { type: 'float', min: 0, exclusiveMin: true, default: 512, description: 'largest uploaded file' },
   'completion-timeout': { type: 'int', min: 1, default: 120, value: 'SECONDS', description: 'longest a completion may take' },
@@ -101,7 +106,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`finetune-service: ${(error as Error).message}\n(see finetune-service --help)\n`);
     return 2;
   }
-  const dataDir = resolve(String(values['data-dir']));
+  const dataDir = resolve(values['data-dir'] === undefined ? defaultDataDir() : String(values['data-dir']));
   let service;
   try {
     const modelsDir = values['models-dir'] === undefined ? dataPaths(dataDir).models : resolve(String(values['models-dir']));

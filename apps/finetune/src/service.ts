@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { homedir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BlobStore } from './blobs.js';
 import type { ServiceContext } from './context.js';
@@ -45,6 +46,17 @@ export interface RunningService {
   scheduler: Scheduler;
   /** Stops accepting requests, lets running jobs checkpoint and pause, closes the database. */
   close(): Promise<void>;
+}
+
+/**
+ * Where the service keeps its data when neither --data-dir nor FINETUNE_DATA_DIR says:
+ * $XDG_DATA_HOME/deepen/finetune, else ~/.local/share/deepen/finetune. A per-user folder,
+ * the same whatever the working directory (pnpm --filter runs scripts inside the package).
+ */
+export function defaultDataDir(env: Record<string, string | undefined> = process.env): string {
+  const xdg = env.XDG_DATA_HOME;
+  // The XDG spec ignores a relative XDG_DATA_HOME.
+  return join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.local', 'share'), 'deepen', 'finetune');
 }
 
 /** The data directory's layout. */

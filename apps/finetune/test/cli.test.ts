@@ -1,6 +1,7 @@
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ENGINE_ORDER } from '@deepen/backend';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, client, makeBaseModel, startService, tempDir, type ServiceProcess } from './helpers.js';
 
@@ -22,6 +23,8 @@ describe('finetune-service command line', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^The deepen fine-tuning service/);
     expect(r.stdout).toMatch(/--concurrency N\s+jobs trained at the same time/);
+    // Every engine, native included, in the order auto tries them.
+    expect(r.stdout.replace(/\s+/g, ' ')).toContain(`auto, ${ENGINE_ORDER.join(', ')}`);
   });
 
   const usage: Array<[string[], Record<string, string>, RegExp]> = [
@@ -55,6 +58,46 @@ describe('finetune-service command line', () => {
     r = run(['--data-dir', dataDir, '--keys-file', join(dataDir, 'keys.json')]);
     expect(r.stderr).toMatch(/keys\[0\]: key must be a string of at least 16 characters/);
     expect(readdirSync(dataDir).sort()).toEqual(['empty', 'keys.json']);
+  });
+
+  describe('without --data-dir', () => {
+    /** Starts the service in an empty working folder, waits until it listens, stops it; returns what it printed. */
+    async function startAndStop(cwd: string, env: Record<string, string>): Promise<string> {
+      const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FINETUNE_') && k !== 'XDG_DATA_HOME'));
+      const child = spawn(process.execPath, [CLI, '--port', '0', '--backend', 'cpu'], { cwd, env: { ...clean, DEEPEN_BACKEND: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      let stopping = false;
+      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        const url = /listening on (http:\/\/\S+)/.exec(output)?.[1];
+        if (url === undefined || stopping) return;
+        stopping = true;
+        // Once it answers a request its signal handlers are in place.
+        void fetch(`${url}/openapi.json`).then(() => child.kill('SIGTERM'));
+      });
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      expect(await exited, output).toBe(0);
+      return output;
+    }
+
+    it('keeps its data in $XDG_DATA_HOME/deepen/finetune, else ~/.local/share/deepen/finetune, never in the working folder', async () => {
+      const cwd = tempDir('cli-cwd');
+      const xdg = tempDir('cli-xdg');
+      let output = await startAndStop(cwd, { XDG_DATA_HOME: xdg });
+      const fromXdg = join(xdg, 'deepen', 'finetune');
+      expect(output).toContain(`data in ${fromXdg}\n`);
+      expect(readdirSync(fromXdg)).toEqual(expect.arrayContaining(['api-keys.json', 'finetune.db']));
+
+      const home = tempDir('cli-home');
+      // A relative XDG_DATA_HOME is ignored, as the XDG spec says.
+      output = await startAndStop(cwd, { HOME: home, XDG_DATA_HOME: 'relative/data' });
+      const fromHome = join(home, '.local', 'share', 'deepen', 'finetune');
+      expect(output).toContain(`data in ${fromHome}\n`);
+      expect(existsSync(join(fromHome, 'api-keys.json'))).toBe(true);
+      expect(readdirSync(cwd)).toEqual([]);
+      expect(run(['--help']).stdout).toMatch(/--data-dir DIR .*\(default \$XDG_DATA_HOME\/deepen\/finetune, else ~\/\.local\/share\/deepen\/finetune\); env FINETUNE_DATA_DIR/);
+    });
   });
 
   describe('a first start without keys', () => {

@@ -44,11 +44,18 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await entry.run(rest);
   } catch (error) {
+    // A mistake in what was asked for exits 2: a flag (UsageError), or the data of a file a flag
+    // names (CorpusError: a missing --data path, an unreadable JSONL line, a missing text
+    // field, each naming the file and line). Failures while working exit 1.
     if (error instanceof UsageError) {
       process.stderr.write(`pretrain ${command}: ${error.message}\n(see pretrain ${command} --help)\n`);
       return 2;
     }
-    if (error instanceof CorpusError || error instanceof Error) {
+    if (error instanceof CorpusError) {
+      process.stderr.write(`pretrain ${command}: ${error.message}\n`);
+      return 2;
+    }
+    if (error instanceof Error) {
       process.stderr.write(`pretrain ${command}: ${error.message}\n`);
       return 1;
     }

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { initBackend, type BackendReport } from '@deepen/backend';
+import { BACKEND_ENV_VAR, ENGINE_ORDER, initBackend, type BackendReport } from '@deepen/backend';
 import { cachedTokenizer, loadCorpus, mobyDick, SequenceSet, stateOfTheUnion, tokenizeCorpus, Tokenizer, type Corpus, type PackingMode, type TokenizedCorpus } from '@deepen/data';
 import { configFromJson, presetConfig, PRESETS, type LlamaConfig } from '@deepen/models';
 import { knownSchemeParts, resolveScheme } from '@deepen/norms';
@@ -8,7 +8,7 @@ import { UsageError, type FlagSpec, type FlagValues } from './flags.js';
 
 /** Flags every command that loads an engine shares. */
 export const ENGINE_FLAGS: Record<string, FlagSpec> = {
-  backend: { type: 'string', value: 'NAME', description: 'TensorFlow.js engine: auto, node-gpu, node, wasm, cpu (default: $DEEPEN_BACKEND or auto)' },
+  backend: { type: 'string', value: 'NAME', description: `TensorFlow.js engine: auto, ${ENGINE_ORDER.join(', ')} (default: $${BACKEND_ENV_VAR} or auto)` },
 };
 
 export async function startEngine(values: FlagValues, log: (line: string) => void): Promise<BackendReport> {
@@ -44,8 +44,17 @@ export function evalCorpus(name: string): Corpus {
   return { ...c, validation: c.train, train: [] };
 }
 
+/** Reads a file a flag names; what is wrong with it (missing, malformed) is the user's mistake, named with the flag. */
+export function fromFlagFile<T>(flag: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    throw new UsageError(`--${flag}: ${(error as Error).message}`);
+  }
+}
+
 export function tokenizerFrom(values: FlagValues, corpus: Corpus, log: (line: string) => void): Tokenizer {
-  if (values.tokenizer !== undefined) return Tokenizer.fromFile(String(values.tokenizer));
+  if (values.tokenizer !== undefined) return fromFlagFile('tokenizer', () => Tokenizer.fromFile(String(values.tokenizer)));
   const started = performance.now();
   const { tokenizer, path, trained } = cachedTokenizer(corpus, { vocabSize: Number(values['vocab-size']) });
   log(trained ? `tokenizer: trained ${tokenizer.vocabSize}-token byte-level BPE on ${corpus.name} in ${((performance.now() - started) / 1000).toFixed(1)}s (cached at ${path})` : `tokenizer: ${path}`);

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { nativeEngineStatus } from '@deepen/backend';
-import { readRunRecord } from '@deepen/core';
+import { ENGINE_ORDER, initBackend, nativeEngineStatus } from '@deepen/backend';
+import { parseSafetensors, readRunRecord } from '@deepen/core';
+import { loadCheckpoint, saveCheckpoint } from '@deepen/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The loopback Hub that @deepen/hub's own tests run against.
 import { FakeHub } from '@deepen/hub/testing';
@@ -49,6 +50,8 @@ const events = (stdout: string) => stdout.trim().split('\n').map((l) => JSON.par
 beforeAll(() => {
   const lines = Array.from({ length: 80 }, (_, i) => JSON.stringify({ text: `Speech number ${i}: the people of the union ask for peace, trade and ${i % 7} new roads across the states.` }));
   writeFileSync(data, `${lines.join('\n')}\n`);
+  writeFileSync(join(root, 'bad-line.jsonl'), `${lines[0]}\n{"text": "cut short\n`);
+  writeFileSync(join(root, 'no-text.jsonl'), '{"body": "the text is under another name"}\n');
 });
 
 describe('pretrain flag errors name the flag and exit 2', () => {
@@ -76,6 +79,12 @@ describe('pretrain flag errors name the flag and exit 2', () => {
     [['publish', '.', '--repo', 'alice/m', '--out', 'x'], /--out names the --dry-run folder/],
     [['publish', 'nope', '--repo', 'alice/m'], /nope: not a checkpoint \(no config\.json\) nor a run folder/],
     [['frobnicate'], /unknown command 'frobnicate'/],
+    // Mistakes in the files a flag names exit 2 as well, naming the file (and line).
+    // (Paths relative to the folder the CLI runs in.)
+    [['train', '--data', 'missing.jsonl', '--backend', 'cpu'], /missing\.jsonl: no such file or directory/],
+    [['train', '--data', 'bad-line.jsonl', '--backend', 'cpu'], /bad-line\.jsonl:2: not valid JSON/],
+    [['train', '--data', 'no-text.jsonl', '--backend', 'cpu'], /no-text\.jsonl:1: no string field 'text' \(fields: body\)/],
+    [['train', '--data', 'data.jsonl', '--tokenizer', 'nope.json', '--backend', 'cpu'], /--tokenizer: .*nope\.json: tokenizer file not found/],
   ];
   for (const [args, message] of cases) {
     it(args.join(' '), () => {
@@ -92,6 +101,12 @@ describe('pretrain flag errors name the flag and exit 2', () => {
       expect(r.stdout).toMatch(new RegExp(`Usage:\\n  pretrain ${command}`));
     }
     expect(run(['train', '--help']).stdout).toMatch(/--total-batch-size N/);
+  });
+
+  it('lists every engine under --backend, native included', () => {
+    const help = run(['train', '--help']).stdout.replace(/\s+/g, ' ');
+    expect(ENGINE_ORDER).toContain('native');
+    expect(help).toContain(`auto, ${ENGINE_ORDER.join(', ')}`);
   });
 });
 
@@ -144,6 +159,14 @@ describe('pretrain train', () => {
     expect(refused.stderr).toMatch(/--lr cannot change when resuming/);
     const resumed = run(['train', '--resume', join(root, 'part'), '--steps', '5', '--json']);
     expect(resumed.code, resumed.stderr).toBe(0);
+    // The engine starts before the checkpoint's weights load: no tfjs "install the node backend" banner.
+    expect(resumed.stdout + resumed.stderr).not.toMatch(/TensorFlow\.js in Node\.js|node backend/);
+    // Resumed again with nothing left to do: says so, with the checkpoint and the last evaluation.
+    const finished = run(['train', '--resume', join(root, 'part')]);
+    expect(finished.code, finished.stderr).toBe(0);
+    expect(finished.stdout + finished.stderr).not.toMatch(/TensorFlow\.js in Node\.js|node backend|null/);
+    expect(finished.stdout).toMatch(/^nothing to do: the run already finished its 5 steps \(a larger --steps trains further\); last evaluation at step 5: perplexity \d+\.\d+ \(loss \d+\.\d+\); checkpoint .*part\/checkpoints\/step-0000005$/m);
+    expect(finished.stdout).not.toMatch(/^step /m);
     const losses = (stdout: string) => events(stdout).filter((e) => e.event === 'step').map((e) => e.loss);
     // The 3-step run's schedule differs (cosine over 3 steps), so compare against a run that
     // was always meant to be 5 steps: resume that one instead.
@@ -161,7 +184,9 @@ describe('pretrain train', () => {
     const out = join(root, 'interrupted');
     const child = spawn(process.execPath, [...SOURCES, cli, 'train', ...TINY, '--steps', '100000', '--out', out, '--json'], { cwd: root, env });
     let stdout = '';
+    let stderr = '';
     let sent = false;
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
       if (!sent && stdout.includes('"event":"step"')) {
@@ -174,6 +199,10 @@ describe('pretrain train', () => {
     const done = events(stdout).find((e) => e.event === 'done');
     expect(done).toMatchObject({ reason: 'interrupted' });
     expect(existsSync(join(done!.checkpoint as string, 'trainer_state.json'))).toBe(true);
+    // The message names the step the checkpoint holds.
+    const promised = Number(/SIGINT: stopping after step (\d+), saving its checkpoint/.exec(stderr)?.[1]);
+    expect(promised, stderr).toBe(done!.step);
+    expect(JSON.parse(readFileSync(join(done!.checkpoint as string, 'trainer_state.json'), 'utf8')).step).toBe(promised);
     const resumed = run(['train', '--resume', out, '--steps', String((done!.step as number) + 1), '--json']);
     expect(resumed.code, resumed.stderr).toBe(0);
   });
@@ -263,6 +292,35 @@ describe('pretrain eval, generate, info and compare', () => {
       expect(png.subarray(1, 4).toString()).toBe('PNG');
       expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([1280, 720]); // IHDR: the 640x360 chart at 2x
     }
+  });
+});
+
+describe('pretrain publish keeps the stored precision', () => {
+  it('folds a sharded BF16 checkpoint into BF16 weights, and config.json says bfloat16', async () => {
+    const out = join(root, 'to-publish-bf16');
+    expect(run(['train', ...TINY, '--steps', '1', '--out', out, '--quiet']).code).toBe(0);
+    const ckpt = join(out, 'checkpoints', 'step-0000001');
+    // The same checkpoint stored as BF16 in several shards.
+    await initBackend({ engine: 'cpu' });
+    const model = loadCheckpoint(ckpt);
+    const bf16 = join(root, 'bf16-sharded');
+    await saveCheckpoint(model, bf16, { dtype: 'BF16', maxShardBytes: 16_384, files: { 'tokenizer.json': readFileSync(join(ckpt, 'tokenizer.json')) } });
+    model.dispose();
+    const dtypesIn = (dir: string) =>
+      readdirSync(dir)
+        .filter((f) => f.endsWith('.safetensors'))
+        .flatMap((f) => [...parseSafetensors(readFileSync(join(dir, f)), f).tensors.values()].map((t) => t.dtype));
+    expect(readdirSync(bf16)).toContain('model.safetensors.index.json');
+    expect(new Set(dtypesIn(bf16))).toEqual(new Set(['BF16']));
+    expect(JSON.parse(readFileSync(join(bf16, 'config.json'), 'utf8')).torch_dtype).toBe('bfloat16');
+
+    const card = join(root, 'bf16-card');
+    const dry = run(['publish', bf16, '--repo', 'alice/bf16', '--dry-run', '--out', card, '--backend', 'cpu']);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/^folded 'lns' into a plain Pre-LN LLaMA/m);
+    expect(new Set(dtypesIn(card))).toEqual(new Set(['BF16']));
+    expect(JSON.parse(readFileSync(join(card, 'config.json'), 'utf8'))).toMatchObject({ torch_dtype: 'bfloat16', deepen: { folded_from: 'lns' } });
+    expect(readFileSync(join(card, 'README.md'), 'utf8')).toMatch(/BF16 safetensors/);
   });
 });
 

@@ -340,5 +340,8 @@ describe.skipIf(skipNative)(`native engine kernels against the cpu engine${skipR
     expect(() => native.unary(0, new Int32Array(4) as unknown as Float32Array, new Float32Array(4))).toThrow(/wrong element type/);
     expect(() => native.transpose(new Float32Array(6), new Float32Array(6), Int32Array.of(2, 3), Int32Array.of(0, 0))).toThrow(/not a permutation/);
     expect(() => native.slice(new Float32Array(6), new Float32Array(4), Int32Array.of(2, 3), Int32Array.of(1, 1), Int32Array.of(2, 2))).toThrow(/outside the input/);
+    // A 2-byte input would have been copied as 4-byte elements, reading past its end.
+    expect(() => native.concat([new Int16Array(4) as unknown as Int32Array], new Float32Array(4), 1, Int32Array.of(4))).toThrow(/element types differ/);
+    expect(() => native.concat([new Float64Array(4) as unknown as Float32Array], new Float32Array(4), 1, Int32Array.of(4))).toThrow(/element types differ/);
   });
 });

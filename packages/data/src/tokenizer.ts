@@ -100,7 +100,9 @@ class ByteLevelBpeEncoder implements Encoder {
     const out: string[] = [];
     let bytes: number[] = [];
     const flush = () => {
-      if (bytes.length > 0) out.push(new TextDecoder('utf-8').decode(Uint8Array.from(bytes)));
+      // ignoreBOM: a U+FEFF at the start of a run (of the text, or after a special token) is
+      // text the ids encode, not a byte-order mark to drop.
+      if (bytes.length > 0) out.push(new TextDecoder('utf-8', { ignoreBOM: true }).decode(Uint8Array.from(bytes)));
       bytes = [];
     };
     const special = new Map(this.added.map((t) => [t.id, t]));

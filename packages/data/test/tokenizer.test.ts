@@ -61,6 +61,17 @@ describe('Tokenizer', () => {
     expect(reloaded.decode([1, ...reloaded.encode('hi'), 2], { skipSpecialTokens: true })).toBe('hi');
   });
 
+  it('keeps a U+FEFF at the start of a text and after a special token', () => {
+    const json = trainByteLevelBpe(small.train.map((d) => d.text), { vocabSize: 512 });
+    for (const engine of ['auto', 'tokenizers.js'] as const) {
+      const tokenizer = Tokenizer.fromJSON(json, 'trained', { engine });
+      for (const text of ['\uFEFFhello', '<s>\uFEFFx', '\uFEFF', 'a\uFEFFb</s>\uFEFF\uFEFF']) {
+        expect(tokenizer.decode(tokenizer.encode(text)), `${engine}: ${JSON.stringify(text)}`).toBe(text);
+      }
+      expect(tokenizer.decode(tokenizer.encode('<s>\uFEFFx'), { skipSpecialTokens: true })).toBe('\uFEFFx');
+    }
+  });
+
   it('encodes exactly as the Hugging Face tokenizers libraries (Rust and tokenizers.js) do', async () => {
     const json = trainByteLevelBpe(small.train.map((d) => d.text), { vocabSize: 3000 });
     const path = join(tmp(), 'tokenizer.json');

@@ -86,7 +86,7 @@ function checkpointTensors(model: LlamaModel, fold: boolean): NamedValues[] {
   return out;
 }
 
-function savedConfig(model: LlamaModel, fold: boolean): Record<string, unknown> {
+function savedConfig(model: LlamaModel, fold: boolean, dtype: StorageDtype): Record<string, unknown> {
   const config = model.config;
   if (fold) {
     if (!model.scheme.foldable) {
@@ -94,7 +94,7 @@ function savedConfig(model: LlamaModel, fold: boolean): Record<string, unknown> 
         `cannot fold norm scheme '${model.scheme.name}' into a plain LLaMA: its blocks scale the residual or normalise after it; save without fold (deepen will load it)`,
       );
     }
-    return configToJson({ ...config, deepen: { norm_scheme: 'pre', folded_from: model.scheme.name, stock_runtime_compatible: true } });
+    return configToJson({ ...config, deepen: { norm_scheme: 'pre', folded_from: model.scheme.name, stock_runtime_compatible: true } }, dtype);
   }
   const plain = isPlainLlama(model);
   return configToJson({
@@ -110,20 +110,21 @@ function savedConfig(model: LlamaModel, fold: boolean): Record<string, unknown> 
               : `norm scheme '${model.scheme.name}' has no Pre-LN equivalent: only deepen reproduces this model`,
           }),
     },
-  });
+  }, dtype);
 }
 
 /**
- * Writes a checkpoint folder: config.json (HF keys + deepen block), generation_config.json,
- * model.safetensors (or shards + index) and any extra files. Every file is fsynced before the
- * folder is published under `dir`: at every instant `dir` is the old complete checkpoint or the
- * new one, never a partial folder (see @deepen/core's writeDirDurable).
+ * Writes a checkpoint folder: config.json (HF keys + deepen block; torch_dtype names the
+ * storage dtype), generation_config.json, model.safetensors (or shards + index) and any extra
+ * files. Every file is fsynced before the folder is published under `dir`: at every instant
+ * `dir` is the old complete checkpoint or the new one, never a partial folder (see
+ * @deepen/core's writeDirDurable).
  */
 export async function saveCheckpoint(model: LlamaModel, dir: string, options: SaveOptions = {}): Promise<void> {
   const dtype = options.dtype ?? 'F32';
   const maxShard = options.maxShardBytes ?? 2 * 1024 ** 3;
   const fold = options.fold ?? false;
-  const config = savedConfig(model, fold);
+  const config = savedConfig(model, fold, dtype);
   const tensors: TensorToWrite[] = checkpointTensors(model, fold).map((t) => ({ name: t.name, dtype, shape: t.shape, bytes: encodeFloat32(t.values, dtype) }));
 
   const shards: TensorToWrite[][] = [];

@@ -1,4 +1,5 @@
 import { resolveScheme, type NormScheme } from '@deepen/norms';
+import type { StorageDtype } from '@deepen/core';
 
 /**
  * deepen's additions to a LLaMA config, stored under "deepen" in config.json. Stock Hugging
@@ -136,8 +137,14 @@ export function headDim(config: LlamaConfig): number {
   return config.hidden_size / config.num_attention_heads;
 }
 
-/** config.json contents: v4-style Hugging Face keys plus the deepen block. */
-export function configToJson(config: LlamaConfig): Record<string, unknown> {
+/** transformers' name for each safetensors storage dtype (config.json's torch_dtype). */
+const TORCH_DTYPES: Record<StorageDtype, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
+
+/**
+ * config.json contents: v4-style Hugging Face keys plus the deepen block. `dtype` is the
+ * precision the weights are stored in (default F32); torch_dtype names it.
+ */
+export function configToJson(config: LlamaConfig, dtype: StorageDtype = 'F32'): Record<string, unknown> {
   const { deepen, ...hf } = config;
   return {
     architectures: ['LlamaForCausalLM'],
@@ -147,7 +154,7 @@ export function configToJson(config: LlamaConfig): Record<string, unknown> {
     mlp_bias: false,
     ...hf,
     head_dim: headDim(config),
-    torch_dtype: 'float32',
+    torch_dtype: TORCH_DTYPES[dtype],
     deepen,
   };
 }

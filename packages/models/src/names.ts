@@ -11,7 +11,11 @@ export const BLOCK = {
   attnNorm: 'input_layernorm.weight',
   /** The norm of the MLP sublayer. */
   mlpNorm: 'post_attention_layernorm.weight',
-  /** Sandwich only: the norms on the sublayer outputs (Gemma 2 names). */
+  /**
+   * Sandwich only: the norms on the sublayer outputs. post_feedforward_layernorm is Gemma 2's
+   * name; post_attention_output_layernorm is deepen's own (Gemma 2 calls that norm
+   * post_attention_layernorm, the name LLaMA, and so mlpNorm above, gives the MLP's input norm).
+   */
   attnOutNorm: 'post_attention_output_layernorm.weight',
   mlpOutNorm: 'post_feedforward_layernorm.weight',
   q: 'self_attn.q_proj.weight',

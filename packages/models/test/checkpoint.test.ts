@@ -53,13 +53,18 @@ describe('save and load', () => {
     model.dispose();
   });
 
-  it('stores F16 and BF16 within their precision', async () => {
+  it('stores F16 and BF16 within their precision, and config.json names the dtype', async () => {
     const model = LlamaModel.create(tinyConfig('lns'), { seed: 22 });
-    for (const [dtype, relative] of [['F16', 2 ** -11], ['BF16', 2 ** -8]] as const) {
+    for (const [dtype, relative, torch] of [['F16', 2 ** -11, 'float16'], ['BF16', 2 ** -8, 'bfloat16']] as const) {
       const dir = join(tmp(), dtype);
       await saveCheckpoint(model, dir, { dtype });
       const header = parseSafetensors(readFileSync(join(dir, 'model.safetensors')), dtype);
       expect([...header.tensors.values()].every((t) => t.dtype === dtype)).toBe(true);
+      expect(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).torch_dtype).toBe(torch);
+      // Folded and sharded exports name it too.
+      const folded = join(tmp(), `${dtype}-folded`);
+      await saveCheckpoint(model, folded, { dtype, fold: true, maxShardBytes: 4096 });
+      expect(JSON.parse(readFileSync(join(folded, 'config.json'), 'utf8')).torch_dtype).toBe(torch);
       const loaded = loadCheckpoint(dir);
       for (const [name, v] of model.params) {
         const a = v.dataSync();
@@ -83,6 +88,7 @@ describe('save and load', () => {
     const index = JSON.parse(readFileSync(join(dir, 'model.safetensors.index.json'), 'utf8'));
     expect(Object.keys(index.weight_map)).toHaveLength(model.params.size);
     expect(index.metadata.total_size).toBe([...model.params.values()].reduce((a, v) => a + v.size * 4, 0));
+    expect(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).torch_dtype).toBe('float32');
     const loaded = loadCheckpoint(dir);
     expect(maxAbsDiff(logitsOf(model), logitsOf(loaded))).toBe(0);
     [model, loaded].forEach((m) => m.dispose());

@@ -48,13 +48,19 @@ export interface LoadedTrainingState {
   optimizerTensors: Map<string, { shape: number[]; values: Float32Array }>;
 }
 
-/** Reads the trainer state of a checkpoint (or of a run's newest one) without loading any tensor. */
+/**
+ * A checkpoint's trainer_state.json alone (or that of a run's newest checkpoint): no tensors, so
+ * it may be read before an engine is chosen (to learn a run's settings, for instance).
+ */
 export function readTrainingState(path: string): { dir: string; state: TrainerState } {
   const dir = resolveCheckpoint(path);
   return { dir, state: readTrainerState<LoaderState>(dir) };
 }
 
-/** Reads everything a resumed run needs from a checkpoint folder. */
+/**
+ * Reads everything a resumed run needs from a checkpoint folder. The model's weights become
+ * tensors of the current engine, so start the engine (initBackend) first.
+ */
 export function loadTrainingState(path: string): LoadedTrainingState {
   const { dir, state } = readTrainingState(path);
   const optimizerPath = join(dir, OPTIMIZER_FILE);

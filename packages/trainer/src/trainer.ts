@@ -85,13 +85,15 @@ export class Trainer extends Emitter<TrainerEvents> {
   readonly history: { steps: StepEvent[]; evals: EvalEvent[] } = { steps: [], evals: [] };
   private step = 0;
   private stopRequested = false;
+  /** The checkpoint a resumed run started from: its latest checkpoint until it writes one. */
+  private readonly resumeDir: string | null = null;
   private readonly flopsPerToken: number;
   private readonly opts: Required<Omit<TrainOptions, 'outDir' | 'files' | 'runConfig' | 'engine'>> & Pick<TrainOptions, 'outDir' | 'files' | 'runConfig' | 'engine'>;
   private readonly model: LlamaModel;
   private readonly train: BatchIterator;
   private readonly validation: SequenceSource | null;
   private diagnosticBatch: Batch | null = null;
-  private readonly resumedFrom: number | null;
+  private readonly resumeStep: number | null;
   private lastEval: EvalEvent | null = null;
   private metrics: MetricsLog | null = null;
 
@@ -136,6 +138,7 @@ export class Trainer extends Emitter<TrainerEvents> {
       this.optimizer.loadState(state.optimizer.step, optimizerTensors, dir);
       this.step = state.step;
       this.lastEval = state.lastEval;
+      this.resumeDir = dir;
       // The history up to the checkpoint is the run's metrics.jsonl (the checkpoint keeps only the last evaluation).
       if (this.opts.outDir) {
         for (const e of readMetrics(this.opts.outDir, { upToStep: state.step })) {
@@ -144,7 +147,7 @@ export class Trainer extends Emitter<TrainerEvents> {
         }
       }
     }
-    this.resumedFrom = inputs.resume ? inputs.resume.state.step : null;
+    this.resumeStep = inputs.resume ? inputs.resume.state.step : null;
   }
 
   /** Every event also goes to the run's metrics.jsonl when the trainer keeps records. */
@@ -157,7 +160,7 @@ export class Trainer extends Emitter<TrainerEvents> {
   private openRecords(): void {
     const dir = this.opts.outDir;
     if (!dir || this.metrics) return;
-    if (this.resumedFrom === null && !existsSync(join(dir, RUN_FILE))) {
+    if (this.resumeStep === null && !existsSync(join(dir, RUN_FILE))) {
       const count = this.model.parameterCount();
       writeRunRecord(dir, {
         settings: this.opts.runConfig ?? {},
@@ -166,7 +169,7 @@ export class Trainer extends Emitter<TrainerEvents> {
         started: new Date().toISOString(),
       });
     }
-    this.metrics = MetricsLog.open(dir, { resumeStep: this.resumedFrom });
+    this.metrics = MetricsLog.open(dir, { resumeStep: this.resumeStep });
   }
 
   private closeRecords(): void {
@@ -179,9 +182,14 @@ export class Trainer extends Emitter<TrainerEvents> {
     return this.step;
   }
 
-  /** Asks the loop to stop after the current step, save a checkpoint and finish (Ctrl-C). */
-  requestStop(): void {
+  /**
+   * Asks the loop to stop (Ctrl-C): it starts no further step, saves a checkpoint and finishes.
+   * Steps run synchronously, so no step is ever half done when this is called: the checkpoint
+   * holds the steps completed so far. Returns that step, the one the checkpoint will hold.
+   */
+  requestStop(): number {
     this.stopRequested = true;
+    return this.step;
   }
 
   /** The next `accumulation` micro-batches and the gradients of their token-weighted mean loss. */
@@ -260,7 +268,8 @@ export class Trainer extends Emitter<TrainerEvents> {
   private async loop(): Promise<{ reason: 'completed' | 'interrupted'; step: number; eval: EvalEvent | null; checkpoint: string | null }> {
     const started = performance.now();
     let lastEval: EvalEvent | null = this.lastEval;
-    let lastCheckpoint: string | null = null;
+    // A resumed run with nothing left to do still has a checkpoint: the one it resumed from.
+    let lastCheckpoint: string | null = this.resumeDir;
     const o = this.opts;
     while (this.step < o.steps) {
       if (this.stopRequested) {

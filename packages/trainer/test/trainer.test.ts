@@ -1,9 +1,9 @@
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, TensorCountWatch } from '@deepen/backend';
-import { readMetrics, type StepRecord } from '@deepen/core';
+import { checkpointName, readMetrics, type StepRecord } from '@deepen/core';
 import { BatchIterator } from '@deepen/data';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { listTrainingCheckpoints, loadTrainingState, Trainer, TrainingDivergedError, type DiagnosticsEvent, type ErrorEvent, type EvalEvent } from '../src/index.js';
@@ -123,6 +123,42 @@ describe('Trainer', () => {
     for (const [name, v] of reference.params) expect(Array.from(resumedState.model.param(name).dataSync())).toEqual(Array.from(v.dataSync()));
     [full, part, resumed].forEach((t) => t.dispose());
     [reference, first, resumedState.model].forEach((m) => m.dispose());
+  });
+
+  it('stops after the step requestStop names, and saves that step', async () => {
+    const out = tmp();
+    const model = tinyModel('lns');
+    const trainer = new Trainer({ model, train: loader(sequences(), 4) }, { ...base, steps: 50, saveEvery: 2, outDir: out });
+    // As a signal handler does: the request arrives between steps, at the loop's next await.
+    let promised: number | null = null;
+    trainer.on('step', (e) => {
+      if (e.step === 2) setImmediate(() => (promised = trainer.requestStop()));
+    });
+    const stopped = await trainer.run();
+    expect(promised).toBe(2);
+    expect(stopped).toMatchObject({ reason: 'interrupted', step: 2, checkpoint: join(out, 'checkpoints', checkpointName(2)) });
+    expect(JSON.parse(readFileSync(join(stopped.checkpoint!, 'trainer_state.json'), 'utf8')).step).toBe(2);
+    expect(listTrainingCheckpoints(out).map((d) => d.split('/').at(-1))).toEqual(['step-0000002']);
+    trainer.dispose();
+    model.dispose();
+  });
+
+  it('resumed with no steps left, reports the checkpoint it resumed from and the last evaluation', async () => {
+    const out = tmp();
+    const set = sequences();
+    const model = tinyModel('lns');
+    const done = new Trainer({ model, train: loader(set, 4), validation: sequences('packed', 20, 9) }, { ...base, steps: 3, outDir: out });
+    const finished = await done.run();
+    expect(finished.checkpoint).toBe(join(out, 'checkpoints', checkpointName(3)));
+    const state = loadTrainingState(out);
+    const again = new Trainer({ model: state.model, train: new BatchIterator(set, 4, { state: state.state.loader }), validation: sequences('packed', 20, 9), resume: state }, { ...base, steps: 3, outDir: out });
+    const steps: number[] = [];
+    again.on('step', (e) => steps.push(e.step));
+    const result = await again.run();
+    expect(steps).toEqual([]);
+    expect(result).toEqual({ reason: 'completed', step: 3, eval: finished.eval, checkpoint: finished.checkpoint });
+    [done, again].forEach((t) => t.dispose());
+    [model, state.model].forEach((m) => m.dispose());
   });
 
   it('stops on a non-finite loss, names the step and layer, and keeps the last good checkpoint', async () => {

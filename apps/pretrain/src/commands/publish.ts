@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { formatBytes, publish, publishToken, validateRepoId, type PublishProgress } from '@deepen/hub';
-import { locateCheckpoint, summarizeSafetensors, WEIGHTS_FILE, type StorageDtype } from '@deepen/core';
+import { locateCheckpoint, summarizeSafetensors, weightFiles, type StorageDtype } from '@deepen/core';
 import { loadCheckpoint, readCheckpointConfig, saveCheckpoint, schemeOf, type LlamaConfig } from '@deepen/models';
 import { knownSchemeParts } from '@deepen/norms';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../flags.js';
@@ -107,8 +107,9 @@ export async function publishCommand(argv: string[]): Promise<number> {
       weightsDir = join(staging, 'folded');
       const model = loadCheckpoint(location.dir);
       try {
-        // Keep the precision the checkpoint was stored in (a single-file checkpoint tells it directly).
-        const dtypes = existsSync(join(location.dir, WEIGHTS_FILE)) ? summarizeSafetensors(join(location.dir, WEIGHTS_FILE)).dtypes : ['F32'];
+        // Keep the precision the checkpoint was stored in: the dtypes of all its weight files
+        // (model.safetensors, or every shard its index lists).
+        const dtypes = [...new Set(weightFiles(location.dir).files.flatMap((f) => summarizeSafetensors(join(location.dir, f)).dtypes))];
         const dtype: StorageDtype = dtypes.length === 1 && (dtypes[0] === 'F16' || dtypes[0] === 'BF16') ? dtypes[0] : 'F32';
         await saveCheckpoint(model, weightsDir, { fold: true, dtype });
       } finally {

@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { BatchIterator, Tokenizer } from '@deepen/data';
 import { isHubRef } from '@deepen/hub';
 import { LlamaModel, trainingFlopsPerToken } from '@deepen/models';
-import { loadTrainingState, resolveCheckpoint, Trainer, TrainingDivergedError, type EvalEvent, type StepEvent, type TrainerEvents } from '@deepen/trainer';
+import { loadTrainingState, readTrainingState, resolveCheckpoint, Trainer, TrainingDivergedError, type EvalEvent, type StepEvent, type TrainerEvents } from '@deepen/trainer';
 import { helpText, parseFlags, UsageError, type FlagSpec, type FlagValues } from '../flags.js';
 import { attachProgress, type OutputMode } from '../progress.js';
 import { corpusFrom, ENGINE_FLAGS, planModel, schemeNames, sequencesFor, startEngine, tokenized, tokenizerFrom } from '../setup.js';
@@ -61,6 +61,8 @@ export interface RunResult {
   finalEval: EvalEvent | null;
   checkpoint: string | null;
   parameters: number;
+  /** The step the run started from: 0, or the resumed checkpoint's step. */
+  startStep: number;
 }
 
 function defaultOut(values: FlagValues): string {
@@ -75,14 +77,16 @@ function defaultOut(values: FlagValues): string {
  */
 export async function runTraining(values: FlagValues, options: { mode: OutputMode; log: (line: string) => void; outDir: string; resumeFrom?: string; handleSignals?: boolean }): Promise<RunResult> {
   const { log } = options;
-  const resume = options.resumeFrom ? loadTrainingState(options.resumeFrom) : null;
   const seqLen = Number(values['seq-len']);
   const batchSize = Number(values['batch-size']);
   const total = values['total-batch-size'] === undefined ? batchSize : Number(values['total-batch-size']);
   if (total % batchSize !== 0) throw new UsageError(`--total-batch-size (${total}) must be a multiple of --batch-size (${batchSize})`);
-  const configFor = resume ? null : planModel(values, seqLen);
+  const configFor = options.resumeFrom ? null : planModel(values, seqLen);
 
+  // The engine starts before any tensor exists: a resumed model's weights are tensors of the
+  // engine that is current when they load (and on tfjs's default cpu engine they print its banner).
   const engine = await startEngine(values, log);
+  const resume = options.resumeFrom ? loadTrainingState(options.resumeFrom) : null;
   const corpus = corpusFrom(values);
   const tokenizer = resume ? Tokenizer.fromFile(join(resume.dir, 'tokenizer.json')) : tokenizerFrom(values, corpus, log);
   const tokens = await tokenized(corpus, tokenizer, log);
@@ -134,8 +138,10 @@ export async function runTraining(values: FlagValues, options: { mode: OutputMod
       const handler = () => {
         if (stopping) process.exit(130); // a second Ctrl-C does not wait
         stopping = true;
-        process.stderr.write(`\n${signal}: finishing step ${trainer.currentStep + 1}, saving a checkpoint, then stopping (again to quit now)\n`);
-        trainer.requestStop();
+        // No step is under way when a signal is handled (steps run synchronously): the run
+        // stops before the next one and saves the steps done so far.
+        const step = trainer.requestStop();
+        process.stderr.write(`\n${signal}: stopping after step ${step}, saving its checkpoint (again to quit now)\n`);
       };
       process.on(signal, handler);
       signals.push([signal, handler]);
@@ -152,6 +158,7 @@ export async function runTraining(values: FlagValues, options: { mode: OutputMod
       finalEval: result.eval,
       checkpoint: result.checkpoint,
       parameters: count.total,
+      startStep: resume ? resume.state.step : 0,
     };
   } finally {
     for (const [signal, handler] of signals) process.off(signal, handler);
@@ -184,7 +191,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     } catch (error) {
       throw new UsageError(`--resume: ${(error as Error).message}`);
     }
-    const state = loadTrainingState(resumeFrom).state;
+    const { state } = readTrainingState(resumeFrom);
     settings = { ...(state.run as FlagValues), ...Object.fromEntries([...given].map((f) => [f, values[f]])) };
     outDir = dirname(dirname(resumeFrom));
     log(`resuming ${outDir} from step ${state.step}`);
@@ -216,6 +223,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (mode === 'json') process.stdout.write(`${JSON.stringify({ event: 'summary', ...summary })}\n`);
   else if (result.reason === 'interrupted') {
     process.stdout.write(`interrupted at step ${summary.step}; checkpoint ${result.checkpoint ?? '(none)'}; continue with: pretrain train --resume ${result.outDir}\n`);
+  } else if (summary.step === result.startStep && resumeFrom !== undefined) {
+    // Resumed at (or past) its last step: nothing was trained; say what the run already holds.
+    const evaluated = ev ? `; last evaluation at step ${ev.step}: perplexity ${ev.perplexity.toFixed(2)} (loss ${ev.loss.toFixed(4)})` : '';
+    process.stdout.write(`nothing to do: the run already finished its ${summary.step} steps (a larger --steps trains further)${evaluated}; checkpoint ${result.checkpoint ?? resumeFrom}\n`);
   } else {
     process.stdout.write(
       `final validation perplexity ${ev ? ev.perplexity.toFixed(2) : 'n/a'} (loss ${ev ? ev.loss.toFixed(4) : 'n/a'}) after ${summary.step} steps; checkpoint ${result.checkpoint}\n`,

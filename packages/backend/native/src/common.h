@@ -1,5 +1,10 @@
-// Shared helpers for deepen's native kernels: argument access with bounds checks, so a
-// caller's mistake is a JavaScript exception instead of a write past the end of a buffer.
+// Shared helpers for deepen's native kernels: typed-array arguments with their element type
+// checked (a TypeError otherwise), and the DEEPEN_CHECK with which every kernel compares the
+// sizes it is given against those arrays' lengths before touching memory, so a caller's wrong
+// size is a JavaScript exception instead of a read or write past the end of a buffer. Number
+// and boolean arguments are not type-checked: a missing or mistyped one reads as 0 / false
+// with a pending JavaScript error (node-addon-api), which the size checks then catch or which
+// makes the kernel do nothing harmful. Sizes are multiplied in 64 bits without overflow checks.
 #pragma once
 
 #include <napi.h>
@@ -67,6 +72,18 @@ Span<T> span_of(const Napi::CallbackInfo& info, size_t index, const char* name) 
   return out;
 }
 
+// Bytes per element of the typed arrays the element-moving kernels take; 0 for any other kind.
+inline size_t element_size(napi_typedarray_type kind) {
+  switch (kind) {
+    case napi_float32_array:
+    case napi_int32_array:
+    case napi_uint32_array: return 4;
+    case napi_uint8_array:
+    case napi_int8_array: return 1;
+    default: return 0;
+  }
+}
+
 // Any typed array as bytes: for kernels that only move elements (transpose, slice, gather),
 // which work the same for float32 and int32 (4 bytes) or bool (1 byte).
 struct RawSpan {
@@ -81,15 +98,10 @@ inline RawSpan raw_span_of(const Napi::CallbackInfo& info, size_t index, const c
   napi_typedarray_type kind;
   void* data = nullptr;
   if (!typed_array_arg(info, index, name, kind, out.length, data)) return out;
-  switch (kind) {
-    case napi_float32_array:
-    case napi_int32_array:
-    case napi_uint32_array: out.element = 4; break;
-    case napi_uint8_array:
-    case napi_int8_array: out.element = 1; break;
-    default:
-      Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' has an unsupported element type").ThrowAsJavaScriptException();
-      return out;
+  out.element = element_size(kind);
+  if (out.element == 0) {
+    Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' has an unsupported element type").ThrowAsJavaScriptException();
+    return out;
   }
   out.data = static_cast<uint8_t*>(data);
   out.ok = true;

@@ -120,7 +120,9 @@ Napi::Value Concat(const Napi::CallbackInfo& info) {
     part.length = length;
     part.element = y.element;
     DEEPEN_CHECK(env, length == size_t(outer) * size_t(widths.data[i]), "concat: input size does not match outer x width");
-    DEEPEN_CHECK(env, (kind == napi_uint8_array ? 1u : 4u) == y.element, "concat: element types differ");
+    // Any other kind (Int16Array, Float64Array, ...) has other element sizes: memcpy would read
+    // past its end or copy the wrong bytes.
+    DEEPEN_CHECK(env, element_size(kind) == y.element, "concat: element types differ");
     parts.push_back(part);
     total += size_t(widths.data[i]);
   }

@@ -18,6 +18,8 @@ export async function startEngine(values: FlagValues, log: (line: string) => voi
     log(`engine: ${report.engine} (${report.device}; ${report.threads} thread${report.threads === 1 ? '' : 's'}${simd})`);
     // The full reasons (with paths) are in run.json; a terminal line keeps the gist.
     for (const r of report.rejected) log(`  skipped ${r.engine}: ${r.reason.replace(/ \(.*\)$/s, '')}`);
+    // A note on how to make the engine faster (e.g. OpenBLAS on generic kernels) is worth a line.
+    for (const note of report.notes.filter((n) => n.includes('usually much faster'))) log(`  hint: ${note}`);
     return report;
   } catch (error) {
     throw new UsageError((error as Error).message);

@@ -109,7 +109,11 @@ export const ENGINE_SPECS: Record<EngineName, EngineSpec> = {
         threads: blas.threads,
         // OpenBLAS picks its kernels for the CPU at run time (e.g. Haswell = AVX2, SkylakeX = AVX-512).
         simd: true,
-        notes: [`C++ kernels, matrix products through ${blas.config.split(' ').slice(0, 2).join(' ')} (${blas.core} kernels)`, `${nativeKernels.length} native kernels, the rest from the cpu engine`],
+        notes: [
+          `C++ kernels, matrix products through ${blas.config.split(' ').slice(0, 2).join(' ')} (${blas.core} kernels)`,
+          `${nativeKernels.length} native kernels, the rest from the cpu engine`,
+          ...blasCoreHint(blas.core, binding.isa()),
+        ],
       };
     },
   },
@@ -170,4 +174,20 @@ export function parseEngineRequest(value: string, source: string): EngineRequest
   const name = value.trim().toLowerCase();
   if (name === 'auto' || (ENGINE_ORDER as readonly string[]).includes(name)) return name as EngineRequest;
   throw new Error(`${source}: unknown engine '${value}'; known engines: auto, ${ENGINE_ORDER.join(', ')}`);
+}
+
+/** OpenBLAS's generic x86 cores: what it falls back to on a CPU newer than the build knows. */
+const GENERIC_BLAS_CORES = /^(prescott|core2|penryn|dunnington|nehalem|atom|katmai|coppermine|northwood|banias|yonah)$/i;
+
+/**
+ * A hint when OpenBLAS runs generic kernels on a CPU with wider vectors (an OpenBLAS older than
+ * the CPU): naming the nearest core it knows through OPENBLAS_CORETYPE is much faster (2.3x
+ * for a training step measured on such a machine). deepen only says so: forcing a core type
+ * the CPU cannot run would crash or compute wrong results.
+ */
+export function blasCoreHint(core: string, isa: string): string[] {
+  if (!GENERIC_BLAS_CORES.test(core)) return [];
+  const suggestion = isa === 'avx512' ? 'SkylakeX' : isa === 'avx2' ? 'Haswell' : null;
+  if (suggestion === null) return [];
+  return [`OpenBLAS does not know this CPU and runs its generic ${core} kernels although the CPU has ${isa === 'avx512' ? 'AVX-512' : 'AVX2'}; OPENBLAS_CORETYPE=${suggestion} is usually much faster`];
 }

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
+import { tidyValues } from '@deepen/backend';
 import { Rng, type ClozeResult, type MultipleChoiceResult } from '@deepen/core';
 
 export type { ClozeResult, MultipleChoiceResult } from '@deepen/core';
@@ -37,19 +38,31 @@ export function scoreContinuations(model: LlamaModel, pairs: Array<{ context: nu
     });
     const T = Math.max(...group.map((g) => g.all.length)) - 1;
     const inputs = new Int32Array(group.length * T);
-    group.forEach((g, row) => g.all.slice(0, -1).forEach((id, t) => (inputs[row * T + t] = id)));
-    const [logProbs, argmax] = tf.tidy(() => {
-      const logits = model.logits(tf.tensor2d(inputs, [group.length, T], 'int32'), skipLayers ? { skipLayers } : {});
-      const lp = tf.logSoftmax(logits);
-      return [lp.arraySync() as number[][][], tf.argMax(logits, -1).arraySync() as number[][]];
+    // The token each position should predict (0 where a row is padding; never read there).
+    const next = new Int32Array(group.length * T);
+    group.forEach((g, row) => {
+      g.all.slice(0, -1).forEach((id, t) => (inputs[row * T + t] = id));
+      g.all.slice(1).forEach((id, t) => (next[row * T + t] = id));
     });
+    const logits = tf.tidy(() => model.logits(tf.tensor2d(inputs, [group.length, T], 'int32'), skipLayers ? { skipLayers } : {}));
+    // Only the log-probability of each next token and the argmax leave the engine, as flat typed
+    // arrays: reading the whole [batch, T, vocab] log-softmax as nested arrays (arraySync) out of a
+    // tidy made tfjs walk every element and was most of an analysis's time.
+    const V = logits.shape[2];
+    const picked = tidyValues(() => {
+      const flat = tf.reshape(tf.logSoftmax(logits), [-1]);
+      const rows = group.length * T;
+      return tf.gather(flat, tf.add(tf.mul(tf.range(0, rows, 1, 'int32'), tf.scalar(V, 'int32')), tf.tensor1d(next, 'int32')));
+    });
+    const argmax = tidyValues(() => tf.argMax(logits, -1));
+    logits.dispose();
     group.forEach((g, row) => {
       let logprob = 0;
       let greedy = true;
       for (let p = g.contStart; p < g.all.length; p++) {
         const token = g.all[p] as number;
-        logprob += logProbs[row]![p - 1]![token]!;
-        if (argmax[row]![p - 1] !== token) greedy = false;
+        logprob += picked[row * T + p - 1]!;
+        if (argmax[row * T + p - 1] !== token) greedy = false;
       }
       out.push({ logprob, greedy, tokens: g.all.length - g.contStart });
     });

@@ -63,6 +63,27 @@ describe('sliding-window perplexity', () => {
 });
 
 describe('continuations and tasks', () => {
+  it('scores pairs of different lengths in one batch exactly as one at a time, leaving no tensor behind', () => {
+    const m = model();
+    const pairs = [
+      { context: [5, 9, 12, 7, 3, 30], continuation: [11, 2] },
+      { context: [8], continuation: [17, 33, 4] },
+      { context: [21, 22], continuation: [6] },
+    ];
+    const watch = new TensorCountWatch('scoreContinuations');
+    const batched = scoreContinuations(m, pairs, 3);
+    watch.check(0);
+    const alone = pairs.map((p) => scoreContinuations(m, [p], 1)[0]!);
+    watch.check(1);
+    expect(batched.map((s) => s.tokens)).toEqual([2, 3, 1]);
+    batched.forEach((s, i) => {
+      expect(s.greedy).toBe(alone[i]!.greedy);
+      expect(s.logprob).toBeCloseTo(alone[i]!.logprob, 5);
+      expect(s.logprob).toBeLessThan(0);
+    });
+    m.dispose();
+  });
+
   it('scores log-probabilities by hand and recognises greedy continuations', () => {
     const m = model();
     const context = [5, 9, 12, 7];

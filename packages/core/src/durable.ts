@@ -76,18 +76,28 @@ function writeAll(fd: number, data: string | Uint8Array | readonly Uint8Array[])
 
 export type FileData = string | Uint8Array | readonly Uint8Array[];
 
-/**
- * Writes a file and fsyncs it before returning, without a rename: for files inside a folder
- * that is being built aside (the folder's rename publishes them) or a file created once.
- */
-export function writeFileSynced(path: string, data: FileData, options: { mode?: number; exclusive?: boolean } = {}): void {
+function writeChunks(path: string, data: FileData, options: { mode?: number; exclusive?: boolean; sync: boolean }): void {
   const fd = openSync(path, options.exclusive ? 'wx' : 'w', options.mode ?? 0o666);
   try {
     writeAll(fd, data);
-    fsyncSync(fd);
+    if (options.sync) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Writes a file from a string, bytes or chunks (never concatenated into one copy), without
+ * fsync: for files inside a folder that `writeDirDurable` is building, which fsyncs every file
+ * before it publishes the folder.
+ */
+export function writeFileChunks(path: string, data: FileData): void {
+  writeChunks(path, data, { sync: false });
+}
+
+/** Writes a file and fsyncs it before returning, without a rename: for a file created once. */
+export function writeFileSynced(path: string, data: FileData, options: { mode?: number; exclusive?: boolean } = {}): void {
+  writeChunks(path, data, { ...options, sync: true });
 }
 
 /**

@@ -4,6 +4,7 @@ export {
   writeFileDurable,
   writeJsonDurable,
   writeFileSynced,
+  writeFileChunks,
   writeDirDurable,
   removeDirDurable,
   currentDir,

@@ -64,9 +64,10 @@ export function isRunDir(dir: string): boolean {
 export function listCheckpoints(runDir: string, options: { training?: boolean } = {}): string[] {
   const dir = join(runDir, CHECKPOINTS_DIR);
   if (!existsSync(dir)) return [];
-  const names = new Set(readdirSync(dir).filter((n) => STEP_DIR.test(n)));
+  const entries = readdirSync(dir);
+  const names = new Set(entries.filter((n) => STEP_DIR.test(n)));
   // A checkpoint caught between the two renames of a replacement still counts (see currentDir).
-  for (const n of readdirSync(dir)) {
+  for (const n of entries) {
     const m = /^\.(step-\d+)\.swap$/.exec(n);
     if (m) names.add(m[1]!);
   }
@@ -89,11 +90,7 @@ export interface CheckpointLocation {
  */
 export function locateCheckpoint(path: string): CheckpointLocation {
   const full = currentDir(resolve(path));
-  if (existsSync(join(full, CONFIG_FILE))) {
-    const parent = dirname(resolve(path));
-    const runDir = basename(parent) === CHECKPOINTS_DIR && isRunDir(dirname(parent)) ? dirname(parent) : null;
-    return { dir: full, runDir };
-  }
+  if (existsSync(join(full, CONFIG_FILE))) return { dir: full, runDir: runDirOf(path) };
   const newest = listCheckpoints(full).at(-1);
   if (newest === undefined) throw new Error(`${path}: not a checkpoint (no ${CONFIG_FILE}) nor a run folder with ${CHECKPOINTS_DIR}/`);
   return { dir: newest, runDir: full };

@@ -400,11 +400,9 @@ export interface TrainingHistory {
  */
 export function readTrainingHistory(location: CheckpointLocation): TrainingHistory | null {
   const state = existsSync(join(location.dir, TRAINER_STATE_FILE)) ? readTrainerState(location.dir) : null;
-  const all = location.runDir ? readMetrics(location.runDir) : [];
-  if (!state && all.length === 0) return null;
-  const lastStep = all.filter((e) => e.event === 'step').at(-1)?.step ?? 0;
-  const step = state?.step ?? lastStep;
-  const upTo = all.filter((e) => !('step' in e) || e.step <= step);
+  const upTo = location.runDir ? readMetrics(location.runDir, state ? { upToStep: state.step } : {}) : [];
+  if (!state && upTo.length === 0) return null;
+  const step = state?.step ?? upTo.filter((e) => e.event === 'step').at(-1)?.step ?? 0;
   const steps = upTo.filter((e): e is MetricsLine & { event: 'step' } => e.event === 'step').map(({ event: _e, time: _t, ...rest }) => rest as StepRecord);
   const evals = upTo.filter((e): e is MetricsLine & { event: 'eval' } => e.event === 'eval').map(({ event: _e, time: _t, ...rest }) => rest as EvalRecord);
   const last = upTo.filter((e): e is MetricsLine & { event: 'diagnostics' } => e.event === 'diagnostics').at(-1);

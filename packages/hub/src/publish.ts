@@ -16,7 +16,7 @@ import {
   WEIGHTS_INDEX_FILE,
   weightFiles,
   writeDirDurable,
-  writeFileSynced,
+  writeFileChunks,
   type CheckpointLocation,
 } from '@deepen/core';
 import { modelCard, pruneFacts, type ModelCardOptions } from './card.js';
@@ -186,7 +186,7 @@ async function writeDryRun(plan: PublishPlan, dir: string): Promise<void> {
   if (existsSync(target) && readdirSync(target).length > 0) throw new Error(`${target} already holds files; a dry run writes into an empty or new folder`);
   await writeDirDurable(target, (tmp) => {
     for (const f of plan.files) {
-      if (f.content) writeFileSynced(join(tmp, f.path), f.content);
+      if (f.content) writeFileChunks(join(tmp, f.path), f.content);
       else copyFileSync(f.source!, join(tmp, f.path));
     }
   });

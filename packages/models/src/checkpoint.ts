@@ -16,7 +16,7 @@ import {
   WEIGHTS_FILE,
   WEIGHTS_INDEX_FILE,
   writeDirDurable,
-  writeFileSynced,
+  writeFileChunks,
   type FileData,
   type StorageDtype,
   type TensorToWrite,
@@ -142,7 +142,7 @@ export async function saveCheckpoint(model: LlamaModel, dir: string, options: Sa
   if (current.length > 0) shards.push(current);
 
   await writeDirDurable(dir, (tmp) => {
-    const write = (file: string, data: FileData) => writeFileSynced(join(tmp, file), data);
+    const write = (file: string, data: FileData) => writeFileChunks(join(tmp, file), data);
     write(CONFIG_FILE, `${JSON.stringify(config, null, 2)}\n`);
     const c = model.config;
     write(GENERATION_CONFIG_FILE, `${JSON.stringify({ bos_token_id: c.bos_token_id, eos_token_id: c.eos_token_id, pad_token_id: c.pad_token_id }, null, 2)}\n`);

@@ -18,8 +18,8 @@ export async function startEngine(values: FlagValues, log: (line: string) => voi
     log(`engine: ${report.engine} (${report.device}; ${report.threads} thread${report.threads === 1 ? '' : 's'}${simd})`);
     // The full reasons (with paths) are in run.json; a terminal line keeps the gist.
     for (const r of report.rejected) log(`  skipped ${r.engine}: ${r.reason.replace(/ \(.*\)$/s, '')}`);
-    // A note on how to make the engine faster (e.g. OpenBLAS on generic kernels) is worth a line.
-    for (const note of report.notes.filter((n) => n.includes('usually much faster'))) log(`  hint: ${note}`);
+    // How to make the engine faster here (e.g. OpenBLAS on generic kernels) is worth a line.
+    for (const hint of report.hints) log(`  hint: ${hint}`);
     return report;
   } catch (error) {
     throw new UsageError((error as Error).message);
@@ -46,17 +46,20 @@ export function evalCorpus(name: string): Corpus {
   return { ...c, validation: c.train, train: [] };
 }
 
-/** Reads a file a flag names; what is wrong with it (missing, malformed) is the user's mistake, named with the flag. */
-export function fromFlagFile<T>(flag: string, read: () => T): T {
+/**
+ * Runs `work` on what a flag names (a file to read, a value to check); what is wrong with it
+ * (missing, malformed, invalid) is the user's mistake: a UsageError naming the flag, exit 2.
+ */
+export function asFlagError<T>(flag: string, work: () => T): T {
   try {
-    return read();
+    return work();
   } catch (error) {
     throw new UsageError(`--${flag}: ${(error as Error).message}`);
   }
 }
 
 export function tokenizerFrom(values: FlagValues, corpus: Corpus, log: (line: string) => void): Tokenizer {
-  if (values.tokenizer !== undefined) return fromFlagFile('tokenizer', () => Tokenizer.fromFile(String(values.tokenizer)));
+  if (values.tokenizer !== undefined) return asFlagError('tokenizer', () => Tokenizer.fromFile(String(values.tokenizer)));
   const started = performance.now();
   const { tokenizer, path, trained } = cachedTokenizer(corpus, { vocabSize: Number(values['vocab-size']) });
   log(trained ? `tokenizer: trained ${tokenizer.vocabSize}-token byte-level BPE on ${corpus.name} in ${((performance.now() - started) / 1000).toFixed(1)}s (cached at ${path})` : `tokenizer: ${path}`);
@@ -82,11 +85,7 @@ export function sequencesFor(split: TokenizedCorpus['train'], tokenizer: Tokeniz
 
 /** Checks a --norm value now, so a typo fails before any work starts. */
 export function checkNorm(norm: string, layers: number, mixPostLayers?: number): void {
-  try {
-    resolveScheme(norm, layers, mixPostLayers === undefined ? {} : { mixPostLayers });
-  } catch (error) {
-    throw new UsageError(`--norm: ${(error as Error).message}`);
-  }
+  asFlagError('norm', () => resolveScheme(norm, layers, mixPostLayers === undefined ? {} : { mixPostLayers }));
 }
 
 export function schemeNames(): string {

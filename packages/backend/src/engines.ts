@@ -22,6 +22,8 @@ export interface EngineFacts {
   simd: boolean | null;
   /** Anything else a user should know about this engine. */
   notes: string[];
+  /** How to make this engine faster on this machine, when there is a way (e.g. an OpenBLAS setting). */
+  hints?: string[];
 }
 
 /** How to load one engine and describe it. */
@@ -112,8 +114,8 @@ export const ENGINE_SPECS: Record<EngineName, EngineSpec> = {
         notes: [
           `C++ kernels, matrix products through ${blas.config.split(' ').slice(0, 2).join(' ')} (${blas.core} kernels)`,
           `${nativeKernels.length} native kernels, the rest from the cpu engine`,
-          ...blasCoreHint(blas.core, binding.isa()),
         ],
+        hints: blasCoreHint(blas.core, binding.isa()),
       };
     },
   },

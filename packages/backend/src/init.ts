@@ -150,6 +150,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
       tfBackend: spec.tfBackend,
       tfjsVersion: tf.version_core,
       ...facts,
+      hints: facts.hints ?? [],
       requested: request,
       requestedBy,
       rejected,

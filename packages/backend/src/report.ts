@@ -20,6 +20,8 @@ export interface BackendReport {
   threads: number;
   simd: boolean | null;
   notes: string[];
+  /** How to make the engine faster on this machine (empty when nothing is known). */
+  hints: string[];
   requested: EngineRequest;
   /** 'default', the option's name (e.g. '--backend') or 'DEEPEN_BACKEND=<value>'. */
   requestedBy: string;
@@ -37,6 +39,7 @@ export function formatBackendReport(report: BackendReport): string {
     `threads    ${report.threads}${report.notes.length > 0 ? ` (${report.notes.join('; ')})` : ''}`,
     `simd       ${simd}`,
     `chosen by  ${report.requestedBy === 'default' ? 'automatic selection' : report.requestedBy}`,
+    ...report.hints.map((h) => `hint       ${h}`),
   ];
   if (report.kernels.replaced.length > 0) lines.push(`kernels    deepen's own: ${report.kernels.replaced.join(', ')}`);
   if (report.kernels.bridged.length > 0) {

@@ -5,8 +5,6 @@ import { depthDiagnostics } from './depth.js';
 import { slidingWindowPerplexity } from './perplexity.js';
 import { evaluateCloze, evaluateMultipleChoice, type ClozeItem, type MultipleChoiceItem } from './tasks.js';
 
-export type { AnalysisResult, LayerRemoval } from '@deepen/core';
-
 export interface AnalyzeOptions {
   /** Held-out text, tokenized (documents back to back). */
   text: TokenizedSplit;
@@ -22,8 +20,6 @@ export interface AnalyzeOptions {
   /** Called as each stage finishes (for progress output). */
   onProgress?: (stage: string) => void;
 }
-
-
 
 /** The held-out token stream: documents joined with EOS, cut to `maxTokens`. */
 function stream(text: TokenizedSplit, eos: number, maxTokens: number): Uint32Array {

@@ -3,8 +3,6 @@ import type { Batch } from '@deepen/data';
 import type { LlamaModel } from '@deepen/models';
 import type { DepthDiagnostics } from '@deepen/core';
 
-export type { DepthDiagnostics, LayerDepthStats } from '@deepen/core';
-
 /**
  * Depth diagnostics over batches of held-out text, accumulated batch by batch: only one
  * batch's hidden states are alive at a time, so memory stays bounded on long evaluations.

@@ -1,9 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeAnalysisReportJson, writeFileDurable, type AnalysisEntry } from '@deepen/core';
+import { writeAnalysisReportJson, writeFileDurable, type AnalysisEntry, type AnalysisResult } from '@deepen/core';
 import { heatmap, lineChart, type Series } from './charts.js';
 import { svgToPng } from './png.js';
-import type { AnalysisResult } from './analyze.js';
 
 /** One analysed checkpoint in a report (the report.json schema lives in @deepen/core). */
 export type ReportEntry = AnalysisEntry;

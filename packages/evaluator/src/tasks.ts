@@ -1,9 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { tidyValues } from '@deepen/backend';
+import { crossEntropy, tidyValues } from '@deepen/backend';
 import { Rng, type ClozeResult, type MultipleChoiceResult } from '@deepen/core';
-
-export type { ClozeResult, MultipleChoiceResult } from '@deepen/core';
 import type { Document, Tokenizer } from '@deepen/data';
 import type { LlamaModel } from '@deepen/models';
 
@@ -45,15 +43,11 @@ export function scoreContinuations(model: LlamaModel, pairs: Array<{ context: nu
       g.all.slice(1).forEach((id, t) => (next[row * T + t] = id));
     });
     const logits = tf.tidy(() => model.logits(tf.tensor2d(inputs, [group.length, T], 'int32'), skipLayers ? { skipLayers } : {}));
-    // Only the log-probability of each next token and the argmax leave the engine, as flat typed
-    // arrays: reading the whole [batch, T, vocab] log-softmax as nested arrays (arraySync) out of a
-    // tidy made tfjs walk every element and was most of an analysis's time.
-    const V = logits.shape[2];
-    const picked = tidyValues(() => {
-      const flat = tf.reshape(tf.logSoftmax(logits), [-1]);
-      const rows = group.length * T;
-      return tf.gather(flat, tf.add(tf.mul(tf.range(0, rows, 1, 'int32'), tf.scalar(V, 'int32')), tf.tensor1d(next, 'int32')));
-    });
+    // Only each next token's log-probability (minus its cross-entropy, fused where the engine has
+    // it) and the argmax leave the engine, as flat typed arrays: reading the whole
+    // [batch, T, vocab] log-softmax as nested arrays (arraySync) out of a tidy made tfjs walk
+    // every element and was most of an analysis's time.
+    const picked = tidyValues(() => tf.neg(crossEntropy(tf.reshape(logits, [group.length * T, logits.shape[2]]) as tf.Tensor2D, tf.tensor1d(next, 'int32'), -1)));
     const argmax = tidyValues(() => tf.argMax(logits, -1));
     logits.dispose();
     group.forEach((g, row) => {
@@ -69,7 +63,6 @@ export function scoreContinuations(model: LlamaModel, pairs: Array<{ context: nu
   }
   return out;
 }
-
 
 export function evaluateMultipleChoice(model: LlamaModel, tokenizer: Tokenizer, items: MultipleChoiceItem[], options: { batchSize?: number; skipLayers?: number[] } = {}): MultipleChoiceResult {
   const pairs = items.flatMap((item) => {
@@ -145,7 +138,6 @@ export function buildClozeTask(documents: Document[], options: { items?: number;
   const order = Rng.fromSeed(options.seed ?? 0).fork('cloze').permutation(candidates.length);
   return Array.from(order.subarray(0, Math.min(want, candidates.length)), (i) => candidates[i]!);
 }
-
 
 export function evaluateCloze(model: LlamaModel, tokenizer: Tokenizer, items: ClozeItem[], options: { batchSize?: number; skipLayers?: number[] } = {}): ClozeResult {
   const scores = scoreContinuations(

@@ -68,6 +68,18 @@ export function squaredNorms(grads: Map<string, tf.Tensor>): number[] {
   return Array.from(tf.tidy(() => tf.stack(names.map((n) => tf.sum(tf.square(grads.get(n)!)))).dataSync()));
 }
 
+/**
+ * What is not finite in a step, in words (its loss, else the first parameter whose gradient is
+ * not), and the first parameter with a non-finite gradient (if any); null when the step is sound. `squares` are squaredNorms(grads).
+ */
+export function nonFinite(loss: number, grads: Map<string, tf.Tensor>, squares: number[]): { what: string; param: string | null } | null {
+  const names = [...grads.keys()];
+  const bad = squares.findIndex((s) => !Number.isFinite(s));
+  const param = bad < 0 ? null : names[bad]!;
+  if (!Number.isFinite(loss)) return { what: `loss is ${loss}`, param };
+  return param === null ? null : { what: `gradient of ${param} is not finite`, param };
+}
+
 /** Scales the gradients in place so their global norm is at most `maxNorm` (as torch.nn.utils.clip_grad_norm_). */
 export function clipGradients(grads: Map<string, tf.Tensor>, norm: number, maxNorm: number): boolean {
   if (!(maxNorm > 0 && norm > maxNorm)) return false;
@@ -104,11 +116,8 @@ export function trainStep(model: LlamaModel, optimizer: Adam, batch: Batch | rea
   const { loss, tokens, grads } = computeGradients(model, batches);
   try {
     const squares = squaredNorms(grads);
-    const bad = squares.findIndex((s) => !Number.isFinite(s));
-    if (!Number.isFinite(loss) || bad >= 0) {
-      const what = !Number.isFinite(loss) ? `loss is ${loss}` : `gradient of ${[...grads.keys()][bad]} is not finite`;
-      throw new TrainingDivergedError(`training diverged at step ${optimizer.step + 1}: ${what}; no update was applied`, optimizer.step + 1, null);
-    }
+    const bad = nonFinite(loss, grads, squares);
+    if (bad) throw new TrainingDivergedError(`training diverged at step ${optimizer.step + 1}: ${bad.what}; no update was applied`, optimizer.step + 1, null);
     const gradNorm = Math.sqrt(squares.reduce((a, b) => a + b, 0));
     const clipped = clipGradients(grads, gradNorm, options.gradClip ?? 0);
     optimizer.apply(grads, options.lr);

@@ -15,7 +15,7 @@ import {
 } from '@deepen/core';
 import { sequentialBatches, type Batch, type BatchIterator, type SequenceSource } from '@deepen/data';
 import { batchTensors, evaluateLoss } from './evaluate.js';
-import { clipGradients, computeGradients, squaredNorms, TrainingDivergedError, type Gradients } from './step.js';
+import { clipGradients, computeGradients, nonFinite, squaredNorms, TrainingDivergedError, type Gradients } from './step.js';
 import { saveCheckpoint, trainingFlopsPerToken, type LlamaModel } from '@deepen/models';
 import { pruneCheckpoints, type TrainerState } from './checkpoints.js';
 import { Emitter, type EvalEvent, type LayerDiagnostics, type StepEvent, type TrainerEvents } from './events.js';
@@ -282,11 +282,11 @@ export class Trainer extends Emitter<TrainerEvents> {
       const { loss, tokens, grads, batches } = this.accumulate();
       const names = [...grads.keys()];
       const squares = squaredNorms(grads);
-      const badParam = names.findIndex((_, i) => !Number.isFinite(squares[i]));
-      if (!Number.isFinite(loss) || badParam >= 0) {
+      const bad = nonFinite(loss, grads, squares);
+      if (bad) {
         tf.dispose([...grads.values()]);
-        const layer = this.firstNonFiniteLayer(batches[0]!) ?? (badParam >= 0 ? layerOf(names[badParam]!) : null);
-        const what = !Number.isFinite(loss) ? `loss is ${loss}` : `gradient of ${names[badParam]} is not finite`;
+        const layer = this.firstNonFiniteLayer(batches[0]!) ?? (bad.param === null ? null : layerOf(bad.param));
+        const { what } = bad;
         const where = layer === null ? '' : ` (layer ${layer} is the first whose output is not finite)`;
         const message = `training diverged at step ${this.step + 1}: ${what}${where}; no update was applied${o.outDir ? ' and the last good checkpoint is kept' : ''}`;
         this.emit('error', { step: this.step + 1, message, layer });

@@ -5,7 +5,7 @@ import { analyzeModel, buildClozeTask, loadMultipleChoice, writeAnalysisReport, 
 import type { LlamaModel } from '@deepen/models';
 import { CHECKPOINT_HELP, checkpointDir, openCheckpoint } from '../checkpoints.js';
 import { helpText, parseFlags, UsageError, type FlagSpec, type FlagValues } from '../flags.js';
-import { ENGINE_FLAGS, evalCorpus, fromFlagFile, startEngine, tokenized } from '../setup.js';
+import { ENGINE_FLAGS, evalCorpus, asFlagError, startEngine, tokenized } from '../setup.js';
 
 export const ANALYSIS_FLAGS: Record<string, FlagSpec> = {
   data: { type: 'string', value: 'NAME|PATHS', default: 'sotu', description: 'held-out text: sotu (its validation split), moby-dick, or .txt/.jsonl files or folders' },
@@ -28,7 +28,7 @@ export async function analyzeCheckpoint(dir: string, values: FlagValues, log: (l
     window: Number(values.window),
     batchSize: Number(values['batch-size']),
     ...(clozeItems > 0 ? { cloze: buildClozeTask(corpus.validation, { items: clozeItems }) } : {}),
-    ...(values.tasks !== undefined ? { multipleChoice: fromFlagFile('tasks', () => loadMultipleChoice(String(values.tasks))) } : {}),
+    ...(values.tasks !== undefined ? { multipleChoice: asFlagError('tasks', () => loadMultipleChoice(String(values.tasks))) } : {}),
     layerRemoval: values['no-removal'] !== true,
     onProgress: (stage) => log(`  ${stage}`),
   });

@@ -3,7 +3,7 @@ import { evaluateLoss } from '@deepen/trainer';
 import { forwardFlopsPerToken, generate, LlamaModel, presetConfig, PRESETS, trainingFlopsPerToken } from '@deepen/models';
 import { CHECKPOINT_HELP, checkpointDir, openCheckpoint } from '../checkpoints.js';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../flags.js';
-import { checkNorm, ENGINE_FLAGS, evalCorpus, fromFlagFile, schemeNames, sequencesFor, startEngine, tokenized } from '../setup.js';
+import { checkNorm, ENGINE_FLAGS, evalCorpus, asFlagError, schemeNames, sequencesFor, startEngine, tokenized } from '../setup.js';
 
 /** Model and tokenizer of a checkpoint, run folder or hf: reference; --tokenizer replaces the checkpoint's. */
 async function open(path: string | undefined, command: string, tokenizerFlag: unknown): Promise<{ model: LlamaModel; tokenizer: Tokenizer }> {
@@ -11,7 +11,7 @@ async function open(path: string | undefined, command: string, tokenizerFlag: un
   const dir = await checkpointDir(path);
   if (tokenizerFlag === undefined) return openCheckpoint(dir);
   const { model } = openCheckpoint(dir, { tokenizer: false });
-  return { model, tokenizer: fromFlagFile('tokenizer', () => Tokenizer.fromFile(String(tokenizerFlag))) };
+  return { model, tokenizer: asFlagError('tokenizer', () => Tokenizer.fromFile(String(tokenizerFlag))) };
 }
 
 const INFO_FLAGS: Record<string, FlagSpec> = {

@@ -6,7 +6,7 @@ import { locateCheckpoint, summarizeSafetensors, weightFiles, type StorageDtype 
 import { loadCheckpoint, readCheckpointConfig, saveCheckpoint, schemeOf, type LlamaConfig } from '@deepen/models';
 import { knownSchemeParts } from '@deepen/norms';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../flags.js';
-import { ENGINE_FLAGS, startEngine } from '../setup.js';
+import { asFlagError, ENGINE_FLAGS, startEngine } from '../setup.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   repo: { type: 'string', value: 'OWNER/NAME', description: 'Hub model repository to publish to (created if missing)' },
@@ -63,11 +63,7 @@ export async function publishCommand(argv: string[]): Promise<number> {
   if (!positionals[0]) throw new UsageError('publish needs a run or checkpoint folder, e.g. pretrain publish runs/<run> --repo you/model');
   if (values.repo === undefined) throw new UsageError('--repo is required (owner/name of the Hub model repository)');
   for (const flag of ['repo', 'base-model'] as const) {
-    try {
-      if (values[flag] !== undefined) validateRepoId(String(values[flag]));
-    } catch (error) {
-      throw new UsageError(`--${flag}: ${(error as Error).message}`);
-    }
+    if (values[flag] !== undefined) asFlagError(flag, () => validateRepoId(String(values[flag])));
   }
   if (given.has('out') && !values['dry-run']) throw new UsageError('--out names the --dry-run folder; add --dry-run, or leave --out out');
   const dryRun = values['dry-run'] === true;

@@ -6,7 +6,7 @@ import { LlamaModel, trainingFlopsPerToken } from '@deepen/models';
 import { loadTrainingState, readTrainingState, resolveCheckpoint, Trainer, TrainingDivergedError, type EvalEvent, type StepEvent, type TrainerEvents } from '@deepen/trainer';
 import { helpText, parseFlags, UsageError, type FlagSpec, type FlagValues } from '../flags.js';
 import { attachProgress, type OutputMode } from '../progress.js';
-import { corpusFrom, ENGINE_FLAGS, planModel, schemeNames, sequencesFor, startEngine, tokenized, tokenizerFrom } from '../setup.js';
+import { asFlagError, corpusFrom, ENGINE_FLAGS, planModel, schemeNames, sequencesFor, startEngine, tokenized, tokenizerFrom } from '../setup.js';
 
 /** Flags that define a run (shared with `compare`). */
 export const RUN_FLAGS: Record<string, FlagSpec> = {
@@ -186,11 +186,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     }
     const changed = [...given].filter((f) => !RESUMABLE.has(f));
     if (changed.length > 0) throw new UsageError(`--${changed[0]} cannot change when resuming: the run's settings come from its checkpoint (only ${[...RESUMABLE].filter((f) => f !== 'resume').map((f) => `--${f}`).join(', ')} may)`);
-    try {
-      resumeFrom = resolveCheckpoint(resolve(String(values.resume)));
-    } catch (error) {
-      throw new UsageError(`--resume: ${(error as Error).message}`);
-    }
+    resumeFrom = asFlagError('resume', () => resolveCheckpoint(resolve(String(values.resume))));
     const { state } = readTrainingState(resumeFrom);
     settings = { ...(state.run as FlagValues), ...Object.fromEntries([...given].map((f) => [f, values[f]])) };
     outDir = dirname(dirname(resumeFrom));

@@ -67,6 +67,9 @@ function checkpointTensors(model: LlamaModel, fold: boolean): NamedValues[] {
           // g * (x W) == x (W * g) with W stored [in, out]: scale the output columns.
           folded.set(name(BLOCK.o), tf.mul(model.param(name(BLOCK.o)), model.param(name(BLOCK.attnGate))).dataSync() as Float32Array);
           folded.set(name(BLOCK.down), tf.mul(model.param(name(BLOCK.down)), model.param(name(BLOCK.mlpGate))).dataSync() as Float32Array);
+          // g * (x W + b) == x (W * g) + b * g: a family's output bias scales too.
+          if (model.params.has(name(BLOCK.oBias))) folded.set(name(BLOCK.oBias), tf.mul(model.param(name(BLOCK.oBias)), model.param(name(BLOCK.attnGate))).dataSync() as Float32Array);
+          if (model.params.has(name(BLOCK.downBias))) folded.set(name(BLOCK.downBias), tf.mul(model.param(name(BLOCK.downBias)), model.param(name(BLOCK.mlpGate))).dataSync() as Float32Array);
         }
       });
     }

@@ -2,11 +2,12 @@ import * as tf from '@tensorflow/tfjs';
 import { causalAttention, crossEntropy, swiGlu } from '@deepen/backend';
 import { Rng } from '@deepen/core';
 import { rmsNorm, type BlockPlan, type InitSpec, type NormScheme, type ParamRole } from '@deepen/norms';
-import { headDim, layerDepth, schemeOf, type LlamaConfig } from './config.js';
+import { familyOf, headDim, layerDepth, schemeOf, type LlamaConfig } from './config.js';
+import type { BlockBiases } from './families.js';
 import type { KVCache } from './kv-cache.js';
 import { BLOCK, EMBED, FINAL_NORM, LM_HEAD, layerPrefix } from './names.js';
 import { countParameters, type ParameterCount } from './presets.js';
-import { applyRope, ropeTables } from './rope.js';
+import { applyRope, RotaryTable } from './rope.js';
 
 export interface ForwardOptions {
   /** 0-based indices of blocks to skip (run as identity), without copying any weights. */
@@ -68,19 +69,35 @@ const ROLE_OF: Record<string, ParamRole> = {
 /** The tensors a block owns under its plan, with their shapes ([in, out] for linears). */
 export function blockTensorShapes(config: LlamaConfig, plan: BlockPlan): Array<[string, number[]]> {
   const H = config.hidden_size;
-  const kv = config.num_key_value_heads * headDim(config);
+  const hd = headDim(config);
+  const q = config.num_attention_heads * hd;
+  const kv = config.num_key_value_heads * hd;
   const I = config.intermediate_size;
   const shapes: Array<[string, number[]]> = [
     [BLOCK.attnNorm, [H]],
-    [BLOCK.q, [H, H]],
+    [BLOCK.q, [H, q]],
     [BLOCK.k, [H, kv]],
     [BLOCK.v, [H, kv]],
-    [BLOCK.o, [H, H]],
+    [BLOCK.o, [q, H]],
     [BLOCK.mlpNorm, [H]],
     [BLOCK.gate, [H, I]],
     [BLOCK.up, [H, I]],
     [BLOCK.down, [I, H]],
   ];
+  // What the family adds: projection biases (sized like the projection's output) and q/k norms.
+  const family = familyOf(config);
+  const bias = family.biases(config);
+  const biasShapes: Array<[keyof BlockBiases, string, number]> = [
+    ['q', BLOCK.qBias, q],
+    ['k', BLOCK.kBias, kv],
+    ['v', BLOCK.vBias, kv],
+    ['o', BLOCK.oBias, H],
+    ['gate', BLOCK.gateBias, I],
+    ['up', BLOCK.upBias, I],
+    ['down', BLOCK.downBias, H],
+  ];
+  for (const [which, name, size] of biasShapes) if (bias[which]) shapes.push([name, [size]]);
+  if (family.qkNorm) shapes.push([BLOCK.qNorm, [hd]], [BLOCK.kNorm, [hd]]);
   if (plan.wiring === 'sandwich') shapes.push([BLOCK.attnOutNorm, [H]], [BLOCK.mlpOutNorm, [H]]);
   if (plan.gate.kind !== 'none') {
     const gateShape = plan.gate.kind === 'layerscale' ? [H] : [1];
@@ -116,7 +133,11 @@ function drawInit(rng: Rng, shape: number[], spec: InitSpec): Float32Array {
 export class LlamaModel {
   readonly scheme: NormScheme;
   private readonly plans: BlockPlan[];
-  private readonly rope: { cos: tf.Tensor2D; sin: tf.Tensor2D };
+  private readonly rope: RotaryTable;
+  /** Per layer: the family's biases, and its attention window (null: full causal). */
+  private readonly biases: BlockBiases;
+  private readonly qkNorm: boolean;
+  private readonly windows: Array<number | null>;
 
   private constructor(
     readonly config: LlamaConfig,
@@ -124,12 +145,11 @@ export class LlamaModel {
   ) {
     this.scheme = schemeOf(config);
     this.plans = Array.from({ length: config.num_hidden_layers }, (_, i) => this.scheme.block(layerDepth(config, i)));
-    const hd = headDim(config);
-    const { cos, sin } = ropeTables(hd, config.max_position_embeddings, config.rope_theta);
-    this.rope = {
-      cos: tf.tensor2d(cos, [config.max_position_embeddings, hd]),
-      sin: tf.tensor2d(sin, [config.max_position_embeddings, hd]),
-    };
+    this.rope = new RotaryTable(headDim(config), config.rope_theta, config.rope_scaling, config.max_position_embeddings);
+    const family = familyOf(config);
+    this.biases = family.biases(config);
+    this.qkNorm = family.qkNorm;
+    this.windows = family.windows(config);
   }
 
   /** A freshly initialised model; the same seed gives the same weights on every engine. */
@@ -151,6 +171,7 @@ export class LlamaModel {
         const depth = layerDepth(config, index);
         const role = ROLE_OF[suffix];
         if (role) values = drawInit(rng, shape, scheme.init(role, depth, base));
+        else if (suffix.endsWith('.bias')) values = new Float32Array(shape[0] as number); // biases start at zero, as in transformers
         else if (suffix === BLOCK.attnGate || suffix === BLOCK.mlpGate) {
           const gate = scheme.block(depth).gate;
           values = new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(gate.kind === 'none' ? 1 : gate.init);
@@ -210,7 +231,7 @@ export class LlamaModel {
     const [batch, seq] = ids ? (ids.shape as [number, number]) : [(inputIds as number[][]).length, (inputIds as number[][])[0]?.length ?? 0];
     const offset = options.cache?.length ?? 0;
     if (seq < 1) throw new Error('forward: the input has no positions');
-    if (offset + seq > this.config.max_position_embeddings) {
+    if (offset + seq > this.config.max_position_embeddings && !this.rope.extendsContext) {
       throw new Error(`forward: positions ${offset}..${offset + seq - 1} exceed max_position_embeddings (${this.config.max_position_embeddings})`);
     }
     const skip = new Set(options.skipLayers ?? []);
@@ -223,8 +244,7 @@ export class LlamaModel {
       const idTensor = ids ?? tf.tensor2d(inputIds as number[][], [batch, seq], 'int32');
       const H = this.config.hidden_size;
       let x = tf.reshape(tf.gather(this.param(EMBED), tf.reshape(idTensor, [-1])), [batch, seq, H]) as tf.Tensor3D;
-      const cos = tf.slice(this.rope.cos, [offset, 0], [seq, -1]);
-      const sin = tf.slice(this.rope.sin, [offset, 0], [seq, -1]);
+      const { cos, sin } = this.rope.slice(offset, seq);
       const captured: { layers: number[]; inputs: tf.Tensor3D[]; outputs: tf.Tensor3D[] } = { layers: [], inputs: [], outputs: [] };
       for (let i = 0; i < this.config.num_hidden_layers; i++) {
         if (skip.has(i)) continue;
@@ -322,17 +342,25 @@ export class LlamaModel {
     return y as tf.Tensor3D;
   }
 
+  /** x W (+ b where the family has that bias). */
+  private project(i: number, x: tf.Tensor2D, weight: string, bias: keyof BlockBiases, biasName: string): tf.Tensor2D {
+    const y = tf.matMul(x, this.param(layerPrefix(i) + weight));
+    return this.biases[bias] ? (tf.add(y, this.param(layerPrefix(i) + biasName)) as tf.Tensor2D) : (y as tf.Tensor2D);
+  }
+
   private attention(i: number, x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, cache?: KVCache): tf.Tensor3D {
     const [B, T, H] = x.shape;
     const nH = this.config.num_attention_heads;
     const nKV = this.config.num_key_value_heads;
     const hd = headDim(this.config);
     const p = (suffix: string) => this.param(layerPrefix(i) + suffix);
-    const flat = tf.reshape(x, [B * T, H]);
-    const heads = (t: tf.Tensor, n: number) => tf.transpose(tf.reshape(t, [B, T, n, hd]), [0, 2, 1, 3]);
-    const q = applyRope(heads(tf.matMul(flat, p(BLOCK.q)), nH), cos, sin);
-    let k = applyRope(heads(tf.matMul(flat, p(BLOCK.k)), nKV), cos, sin) as tf.Tensor4D;
-    let v = heads(tf.matMul(flat, p(BLOCK.v)), nKV) as tf.Tensor4D;
+    const flat = tf.reshape(x, [B * T, H]) as tf.Tensor2D;
+    // Qwen3 normalises each head of q and k over head_dim before the rotary embedding.
+    const headNorm = (t: tf.Tensor, suffix: string) => (this.qkNorm ? rmsNorm(t, p(suffix), this.config.rms_norm_eps) : t);
+    const heads = (t: tf.Tensor, n: number, norm?: string) => tf.transpose(norm ? headNorm(tf.reshape(t, [B, T, n, hd]), norm) : tf.reshape(t, [B, T, n, hd]), [0, 2, 1, 3]);
+    const q = applyRope(heads(this.project(i, flat, BLOCK.q, 'q', BLOCK.qBias), nH, BLOCK.qNorm), cos, sin);
+    let k = applyRope(heads(this.project(i, flat, BLOCK.k, 'k', BLOCK.kBias), nKV, BLOCK.kNorm), cos, sin) as tf.Tensor4D;
+    let v = heads(this.project(i, flat, BLOCK.v, 'v', BLOCK.vBias), nKV) as tf.Tensor4D;
     if (cache) {
       const past = cache.get(i);
       if (past) {
@@ -342,24 +370,25 @@ export class LlamaModel {
       cache.set(i, k, v);
     }
     // Causal, grouped-query (query head h reads kv head h / (nH / nKV)); the queries sit after
-    // the k.shape[2] - T positions already in the cache.
-    const context = causalAttention(q as tf.Tensor4D, k, v, { scale: 1 / Math.sqrt(hd), offset: k.shape[2] - T });
-    const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B * T, H]);
-    return tf.reshape(tf.matMul(merged, p(BLOCK.o)), [B, T, H]) as tf.Tensor3D;
+    // the k.shape[2] - T positions already in the cache; a sliding layer sees its window only.
+    const window = this.windows[i] ?? null;
+    const context = causalAttention(q as tf.Tensor4D, k, v, { scale: 1 / Math.sqrt(hd), offset: k.shape[2] - T, ...(window !== null ? { window } : {}) });
+    const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B * T, nH * hd]) as tf.Tensor2D;
+    return tf.reshape(this.project(i, merged, BLOCK.o, 'o', BLOCK.oBias), [B, T, H]) as tf.Tensor3D;
   }
 
   private mlp(i: number, x: tf.Tensor3D): tf.Tensor3D {
     const [B, T, H] = x.shape;
-    const p = (suffix: string) => this.param(layerPrefix(i) + suffix);
-    const flat = tf.reshape(x, [B * T, H]);
-    const gate = tf.matMul(flat, p(BLOCK.gate));
-    const up = tf.matMul(flat, p(BLOCK.up));
-    const hidden = swiGlu(gate, up); // silu(gate) * up
-    return tf.reshape(tf.matMul(hidden, p(BLOCK.down)), [B, T, H]) as tf.Tensor3D;
+    const flat = tf.reshape(x, [B * T, H]) as tf.Tensor2D;
+    const gate = this.project(i, flat, BLOCK.gate, 'gate', BLOCK.gateBias);
+    const up = this.project(i, flat, BLOCK.up, 'up', BLOCK.upBias);
+    const hidden = swiGlu(gate, up) as tf.Tensor2D; // silu(gate) * up
+    return tf.reshape(this.project(i, hidden, BLOCK.down, 'down', BLOCK.downBias), [B, T, H]) as tf.Tensor3D;
   }
 
   dispose(): void {
-    tf.dispose([...this.params.values(), this.rope.cos, this.rope.sin]);
+    tf.dispose([...this.params.values()]);
+    this.rope.dispose();
     this.params.clear();
   }
 }

@@ -1,4 +1,7 @@
-/** Hugging Face LlamaForCausalLM tensor names, and deepen's additions for extra norms and gates. */
+/**
+ * Hugging Face tensor names (LlamaForCausalLM's, which Mistral, Qwen2 and Qwen3 share, plus their
+ * biases and q/k norms), and deepen's additions for extra norms and gates.
+ */
 export const EMBED = 'model.embed_tokens.weight';
 export const FINAL_NORM = 'model.norm.weight';
 export const LM_HEAD = 'lm_head.weight';
@@ -25,6 +28,17 @@ export const BLOCK = {
   gate: 'mlp.gate_proj.weight',
   up: 'mlp.up_proj.weight',
   down: 'mlp.down_proj.weight',
+  /** Projection biases (Qwen2: q/k/v; Llama attention_bias: q/k/v/o, mlp_bias: gate/up/down). */
+  qBias: 'self_attn.q_proj.bias',
+  kBias: 'self_attn.k_proj.bias',
+  vBias: 'self_attn.v_proj.bias',
+  oBias: 'self_attn.o_proj.bias',
+  gateBias: 'mlp.gate_proj.bias',
+  upBias: 'mlp.up_proj.bias',
+  downBias: 'mlp.down_proj.bias',
+  /** Qwen3: per-head RMSNorm of queries and keys, over head_dim. */
+  qNorm: 'self_attn.q_norm.weight',
+  kNorm: 'self_attn.k_norm.weight',
   /** LayerScale / SkipInit gates on the sublayer outputs. */
   attnGate: 'self_attn.output_gate',
   mlpGate: 'mlp.output_gate',

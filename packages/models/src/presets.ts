@@ -1,4 +1,4 @@
-import { makeConfig, type LlamaConfig } from './config.js';
+import { familyOf, makeConfig, type LlamaConfig } from './config.js';
 
 export interface PresetShape {
   num_hidden_layers: number;
@@ -46,10 +46,24 @@ export interface ParameterCount {
   nonEmbedding: number;
 }
 
+/** Weights of one block's projections: q and o (nH * head_dim wide), k and v (nKV * head_dim), the MLP. */
+function projectionWeights(config: LlamaConfig): number {
+  const H = config.hidden_size;
+  const q = config.num_attention_heads * config.head_dim;
+  const kv = config.num_key_value_heads * config.head_dim;
+  return 2 * H * q + 2 * H * kv + 3 * H * config.intermediate_size;
+}
+
 function blockParams(config: LlamaConfig, normsPerBlock: number, gateParams: number): number {
   const H = config.hidden_size;
-  const kv = config.num_key_value_heads * (H / config.num_attention_heads);
-  return 2 * H * H + 2 * H * kv + 3 * H * config.intermediate_size + normsPerBlock * H + gateParams;
+  const family = familyOf(config);
+  const b = family.biases(config);
+  const q = config.num_attention_heads * config.head_dim;
+  const kv = config.num_key_value_heads * config.head_dim;
+  const I = config.intermediate_size;
+  const biases = (b.q ? q : 0) + (b.k ? kv : 0) + (b.v ? kv : 0) + (b.o ? H : 0) + (b.gate ? I : 0) + (b.up ? I : 0) + (b.down ? H : 0);
+  const qkNorms = family.qkNorm ? 2 * config.head_dim : 0;
+  return projectionWeights(config) + biases + qkNorms + normsPerBlock * H + gateParams;
 }
 
 /** Exact parameter count of a model with this config (norms and gates included). */
@@ -75,8 +89,8 @@ export function trainingFlopsPerToken(config: LlamaConfig, seqLen: number): numb
 
 export function forwardFlopsPerToken(config: LlamaConfig, seqLen: number): number {
   const H = config.hidden_size;
-  const kv = config.num_key_value_heads * (H / config.num_attention_heads);
-  const linearWeights = config.num_hidden_layers * (2 * H * H + 2 * H * kv + 3 * H * config.intermediate_size) + config.vocab_size * H;
-  const attention = config.num_hidden_layers * 2 * 2 * seqLen * H; // QK^T and PV, 2 FLOPs per multiply-add
+  const linearWeights = config.num_hidden_layers * projectionWeights(config) + config.vocab_size * H;
+  // QK^T and PV over nH * head_dim, 2 FLOPs per multiply-add (a sliding window is not discounted either).
+  const attention = config.num_hidden_layers * 2 * 2 * seqLen * config.num_attention_heads * config.head_dim;
   return 2 * linearWeights + attention;
 }

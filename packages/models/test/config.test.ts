@@ -42,9 +42,18 @@ describe('LlamaConfig', () => {
 
   it('refuses Hugging Face features it does not implement, by name', () => {
     const hf = configToJson(presetConfig('tiny'));
-    expect(() => configFromJson({ ...hf, model_type: 'mistral' }, 'x/config.json')).toThrow("x/config.json: model_type 'mistral' is not 'llama'");
-    expect(() => configFromJson({ ...hf, rope_scaling: { type: 'linear', factor: 2 } })).toThrow(/rope_scaling is not supported/);
-    expect(() => configFromJson({ ...hf, attention_bias: true })).toThrow(/attention_bias/);
+    expect(() => configFromJson({ ...hf, model_type: 'gemma', architectures: ['GemmaForCausalLM'] }, 'x/config.json')).toThrow(
+      "x/config.json: model_type 'gemma' is not implemented (Gemma's (1 + weight) norms, GeGLU MLP and scaled embeddings); deepen implements llama, mistral, qwen2, qwen3",
+    );
+    expect(() => configFromJson({ ...hf, model_type: 'qwen3_moe' })).toThrow(/'qwen3_moe' is not implemented \(a mixture-of-experts model \(MoE\)\)/);
+    expect(() => configFromJson({ ...hf, model_type: 'mistral' }, 'x/config.json')).toThrow(`x/config.json: architectures ["LlamaForCausalLM"] is not implemented; a 'mistral' causal LM is ["MistralForCausalLM"]`);
+    expect(() => configFromJson({ ...hf, rope_scaling: { rope_type: 'longrope', factor: 2 } })).toThrow(/rope type 'longrope' is not implemented \(deepen implements default, linear, dynamic, llama3, yarn\)/);
+    expect(() => configFromJson({ ...hf, rope_scaling: { rope_type: 'yarn', factor: 4, mscale: 1 } })).toThrow(/rope type 'yarn' does not take mscale/);
+    expect(() => configFromJson({ ...hf, rope_scaling: { rope_type: 'llama3', factor: 8 } })).toThrow(/needs low_freq_factor, high_freq_factor, original_max_position_embeddings/);
+    expect(() => configFromJson({ ...hf, partial_rotary_factor: 0.5 })).toThrow(/'partial_rotary_factor' is not a 'llama' key deepen knows; it may change the computation/);
+    expect(() => configFromJson({ ...hf, sliding_window: 4 })).toThrow(/'sliding_window' is not a 'llama' key/);
+    expect(() => configFromJson({ ...hf, quantization_config: { quant_method: 'gptq' } })).toThrow(/quantization_config/);
+    expect(() => configFromJson({ ...hf, hidden_act: 'gelu' })).toThrow(/hidden_act 'gelu' is not implemented/);
     expect(() => configFromJson([])).toThrow(/expected a JSON object/);
   });
 });

@@ -50,11 +50,16 @@ export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tens
  * 0..offset + t and gets -1e9 on the others. The T rows repeat `rep` times, once per query
  * head sharing a kv head (the row order of `causalAttention`'s grouped queries).
  */
-export function causalMask(seq: number, offset: number, rep: number): tf.Tensor2D {
+export function causalMask(seq: number, offset: number, rep: number, window?: number): tf.Tensor2D {
   const total = offset + seq;
   const values = new Float32Array(rep * seq * total);
   for (let r = 0; r < rep; r++) {
-    for (let t = 0; t < seq; t++) for (let s = offset + t + 1; s < total; s++) values[(r * seq + t) * total + s] = MASKED;
+    for (let t = 0; t < seq; t++) {
+      const row = (r * seq + t) * total;
+      for (let s = offset + t + 1; s < total; s++) values[row + s] = MASKED;
+      // Sliding window: keys at or before position (offset + t) - window are out of reach.
+      if (window !== undefined) for (let s = 0; s <= offset + t - window; s++) values[row + s] = MASKED;
+    }
   }
   return tf.tensor2d(values, [rep * seq, total]);
 }
@@ -66,12 +71,12 @@ export function causalMask(seq: number, offset: number, rep: number): tf.Tensor2
  * rep query heads of a group are folded into the rows, q [B, nKV, rep*T, hd] against
  * k [B, nKV, S, hd], and the mask rows repeat to match.
  */
-export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, options: { scale: number; offset: number }): tf.Tensor4D {
+export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, options: { scale: number; offset: number; window?: number }): tf.Tensor4D {
   return tf.tidy(() => {
     const [B, nH, T, hd] = q.shape;
     const nKV = k.shape[1];
     const rep = nH / nKV;
-    const mask = causalMask(T, options.offset, rep);
+    const mask = causalMask(T, options.offset, rep, options.window);
     const grouped = tf.reshape(q, [B, nKV, rep * T, hd]);
     const scores = tf.add(tf.mul(tf.matMul(grouped, k, false, true), options.scale), mask);
     return tf.reshape(tf.matMul(tf.softmax(scores), v), [B, nH, T, hd]) as tf.Tensor4D;

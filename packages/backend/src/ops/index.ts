@@ -37,12 +37,18 @@ export interface CausalAttentionOptions {
   scale: number;
   /** Position of the first query, i.e. keys already cached before it. Default S - T. */
   offset?: number;
+  /**
+   * Sliding window (Mistral, Qwen): query position i sees keys j with i - window < j <= i,
+   * `window` keys including its own, as transformers masks it. Default: every earlier key.
+   */
+  window?: number;
 }
 
 /**
  * Causal attention of q [B, nH, T, hd] over k, v [B, nKV, S, hd]: query t (position
  * offset + t) sees keys 0..offset + t, and query head h reads kv head h / (nH / nKV)
- * (grouped-query attention, HF repeat_kv). Returns [B, nH, T, hd]. The op applies the causal
+ * (grouped-query attention, HF repeat_kv), within `window` keys when one is given (that case
+ * runs the composite: the fused kernels have no window). Returns [B, nH, T, hd]. The op applies the causal
  * mask itself on every path; callers never build one.
  */
 export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, options: CausalAttentionOptions): tf.Tensor4D {
@@ -52,6 +58,10 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
   if (q.rank !== 4 || k.rank !== 4 || !tf.util.arraysEqual(k.shape, v.shape) || k.shape[0] !== q.shape[0] || k.shape[3] !== q.shape[3] || q.shape[1] % k.shape[1] !== 0 || offset < 0 || offset + T > S) {
     throw new Error(`causalAttention: q [${q.shape}], k [${k.shape}], v [${v.shape}] with offset ${offset} do not fit [B, nH, T, hd] x [B, nKV, S, hd], nKV dividing nH, 0 <= offset, offset + T <= S`);
   }
+  const window = options.window;
+  if (window !== undefined && !(Number.isInteger(window) && window > 0)) throw new Error(`causalAttention: window must be a positive integer, got ${window}`);
+  // A window as long as the keys hides nothing: the plain causal kernel computes the same.
+  if (window !== undefined && window < offset + T) return composite.causalAttention(q, k, v, { scale: options.scale, offset, window });
   const resolved = { scale: options.scale, offset };
   return fuses('attention', q, k, v) ? fusedAttention(q, k, v, resolved) : composite.causalAttention(q, k, v, resolved);
 }

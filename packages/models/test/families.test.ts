@@ -190,7 +190,7 @@ describe('decoding with the KV cache', () => {
       const full = model.logits([row]);
       const fullValues = full.arraySync()[0]!;
       full.dispose();
-      const cache = new KVCache();
+      const cache = new KVCache(model.config.num_hidden_layers);
       let maxError = 0;
       for (let t = 0; t < row.length; t++) {
         const step = model.logits([[row[t]!]], { cache });

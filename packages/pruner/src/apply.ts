@@ -14,8 +14,10 @@ export interface ApplyOptions {
 }
 
 /**
- * A new model without the plan's layers: layers renumbered, num_hidden_layers updated, the plan
- * and the original model recorded in the config's deepen block. The original is untouched.
+ * A new model without the plan's layers: layers renumbered, num_hidden_layers and the family's
+ * per-layer settings (Qwen's layer_types / max_window_layers) updated, the plan and the original
+ * model recorded in the config's deepen block. The family and its tensor names stay. The
+ * original is untouched.
  */
 export function applyPlan(model: LlamaModel, plan: PrunePlan, options: ApplyOptions = {}): LlamaModel {
   const L = model.config.num_hidden_layers;
@@ -29,9 +31,14 @@ export function applyPlan(model: LlamaModel, plan: PrunePlan, options: ApplyOpti
   delete deepen.scheme_num_layers;
   delete deepen.stock_runtime_compatible;
   delete deepen.note;
+  const mwl = original.max_window_layers;
   const config: LlamaConfig = {
     ...original,
     num_hidden_layers: kept.length,
+    // Per-layer settings follow their layers: Qwen's explicit layer types, and the index from
+    // which layers slide (the kept layers below it stay the leading full-attention ones).
+    layer_types: original.layer_types ? kept.map((i) => original.layer_types![i]!) : null,
+    max_window_layers: mwl === null ? null : kept.filter((i) => i < mwl).length,
     deepen: {
       ...deepen,
       ...(keepDepths

@@ -49,6 +49,36 @@ describe('applying a plan', () => {
     });
   }
 
+  it('keeps a Qwen2 model a Qwen2 model: biases, layer types and max_window_layers follow their layers', async () => {
+    const base = { vocab_size: 40, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 6, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 32 };
+    for (const windows of [{ max_window_layers: 2 }, { layer_types: ['sliding_attention', 'full_attention', 'sliding_attention', 'full_attention', 'full_attention', 'sliding_attention'] as const }]) {
+      const config = makeConfig({ ...base, model_type: 'qwen2', use_sliding_window: true, sliding_window: 3, ...windows, layer_types: 'layer_types' in windows ? [...windows.layer_types] : null, deepen: { norm_scheme: 'pre' } });
+      const original = LlamaModel.create(config, { seed: 4 });
+      // Random biases, so a bias that followed the wrong layer would show.
+      const rng = Rng.fromSeed(5);
+      for (const [name, v] of original.params) if (name.endsWith('.bias')) v.assign(tf.tensor1d(rng.fillNormal(new Float32Array(v.size), 0, 0.5)));
+      const pruned = applyPlan(original, removeLayersPlan([4, 1], 6));
+      expect(pruned.config.model_type).toBe('qwen2');
+      if ('layer_types' in windows) {
+        expect(pruned.config.layer_types).toEqual(['sliding_attention', 'sliding_attention', 'full_attention', 'sliding_attention']);
+      } else {
+        expect(pruned.config.max_window_layers).toBe(1); // of the kept 0, 2, 3, 5 only layer 0 was below 2
+        expect(pruned.config.layer_types).toBeNull();
+      }
+      const a = original.logits(input, { skipLayers: [1, 4] });
+      const b = pruned.logits(input);
+      expect(diff(a, b)).toBeLessThan(1e-5);
+      const dir = join(mkdtempSync(join(tmpdir(), 'deepen-prune-')), 'ckpt');
+      await saveCheckpoint(pruned, dir);
+      const reloaded = loadCheckpoint(dir);
+      expect([...reloaded.params.keys()].filter((n) => n.endsWith('.bias'))).toHaveLength(4 * 3);
+      const c = reloaded.logits(input);
+      expect(diff(b, c)).toBe(0);
+      tf.dispose([a, b, c]);
+      [original, pruned, reloaded].forEach((m) => m.dispose());
+    }
+  });
+
   it('recomputes LNS factors from the new depths when asked, and survives save and load', async () => {
     const original = model('lns');
     const kept = applyPlan(original, removeLayersPlan([0], 6));

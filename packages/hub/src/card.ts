@@ -139,12 +139,35 @@ function describeData(settings: Record<string, unknown>): string {
     .join(', ');
 }
 
+/** transformers' class name for the config's family (LlamaForCausalLM, Qwen2ForCausalLM, ...). */
+function architectureName(config: Record<string, unknown>): string {
+  const archs = config.architectures;
+  return Array.isArray(archs) && typeof archs[0] === 'string' ? archs[0] : 'LlamaForCausalLM';
+}
+
+/** What the family adds to a plain LLaMA block, as the card lists it. */
+function familyFeatures(c: Record<string, unknown>): Array<[string, string]> {
+  const rows: Array<[string, string]> = [];
+  const scaling = c.rope_scaling as Record<string, unknown> | null | undefined;
+  if (scaling) rows.push(['rope scaling', Object.entries(scaling).map(([k, v]) => `${k} ${String(v)}`).join(', ')]);
+  if (typeof c.head_dim === 'number' && typeof c.hidden_size === 'number' && typeof c.num_attention_heads === 'number' && c.head_dim * c.num_attention_heads !== c.hidden_size) {
+    rows.push(['head dimension', String(c.head_dim)]);
+  }
+  const biases = c.model_type === 'qwen2' ? 'q, k, v' : [c.attention_bias === true ? 'q, k, v, o' : '', c.mlp_bias === true ? 'gate, up, down' : ''].filter(Boolean).join('; ');
+  if (biases) rows.push(['projection biases', biases]);
+  if (c.model_type === 'qwen3') rows.push(['q/k norms', 'per-head RMSNorm before rotary']);
+  const slides = c.model_type === 'mistral' ? c.sliding_window !== null && c.sliding_window !== undefined : c.use_sliding_window === true;
+  if (slides) rows.push(['sliding window', `${String(c.sliding_window)} tokens${Array.isArray(c.layer_types) ? ` (${c.layer_types.filter((t) => t === 'sliding_attention').length} of the layers)` : c.model_type === 'mistral' ? '' : ` (from layer ${String(c.max_window_layers)})`}`]);
+  return rows;
+}
+
 function architecture(facts: CardFacts): string {
   const c = facts.config as Record<string, number | boolean | undefined>;
   const heads = `${c.num_attention_heads} (${c.num_key_value_heads ?? c.num_attention_heads} key/value)`;
   return table(
     ['', ''],
     [
+      ['architecture', `\`${architectureName(facts.config)}\` (model_type \`${String(facts.config.model_type ?? 'llama')}\`)`],
       ['layers', String(c.num_hidden_layers)],
       ['hidden size', String(c.hidden_size)],
       ['attention heads', heads],
@@ -153,6 +176,7 @@ function architecture(facts: CardFacts): string {
       ['context', `${c.max_position_embeddings} tokens (RoPE, theta ${c.rope_theta})`],
       ['RMSNorm epsilon', String(c.rms_norm_eps)],
       ['tied embeddings', c.tie_word_embeddings ? 'yes' : 'no'],
+      ...familyFeatures(facts.config),
       ['parameters', facts.weights.parameters >= 1000 ? `${facts.weights.parameters.toLocaleString('en-US')} (${count(facts.weights.parameters)})` : String(facts.weights.parameters)],
       ['weights', `${facts.weights.dtypes.join(', ')} safetensors, ${facts.weights.files} file${facts.weights.files === 1 ? '' : 's'}, ${formatBytes(facts.weights.bytes)}`],
     ],
@@ -168,14 +192,14 @@ function normalization(facts: CardFacts, scheme: string, folded: boolean, stock:
   if (folded) {
     lines.push(
       '',
-      "The weights here are **folded**: the scheme's per-layer constants are multiplied into the norm (and, for gates, projection) weights, so this is an ordinary Pre-LN LLaMA checkpoint that computes exactly what the trained model computes. Stock Llama runtimes load it as it is.",
+      "The weights here are **folded**: the scheme's per-layer constants are multiplied into the norm (and, for gates, projection) weights, so this is an ordinary Pre-LN checkpoint of its family (`model_type` in config.json) that computes exactly what the trained model computes. Stock runtimes load it as it is.",
     );
   } else if (stock) {
-    lines.push('', 'This is the standard Pre-LN LLaMA layout; stock Llama runtimes load it as it is.');
+    lines.push('', 'This is the standard Pre-LN layout of its family; stock runtimes load it as it is.');
   } else {
     lines.push(
       '',
-      "**Only deepen reproduces this model.** Stock runtimes (transformers, llama.cpp, vLLM) would load these weights as a plain Pre-LN LLaMA and compute something else: the scheme lives in the `deepen` block of config.json, which they ignore.",
+      "**Only deepen reproduces this model.** Stock runtimes (transformers, llama.cpp, vLLM) would load these weights as a plain Pre-LN model and compute something else: the scheme lives in the `deepen` block of config.json, which they ignore.",
     );
   }
   return lines.join('\n');
@@ -290,13 +314,15 @@ function usage(facts: CardFacts, stock: boolean, prompt: string): string {
   ].join('\n');
 }
 
+const FAMILY_NAMES: Record<string, string> = { llama: 'LLaMA-style', mistral: 'Mistral-style', qwen2: 'Qwen2-style', qwen3: 'Qwen3-style' };
+
 /** The model card (README.md) for a checkpoint: Hub front matter, then what the model is and how to use it. */
 export function modelCard(facts: CardFacts, options: ModelCardOptions = {}): string {
   const { scheme, folded, stockCompatible } = schemeFacts(facts.config, facts.sourceConfig);
   const lns = scheme.split('+').includes('lns');
   const tags = [
     'deepen',
-    'llama',
+    String(facts.config.model_type ?? 'llama'),
     `norm-${slug(scheme)}`,
     ...(lns ? ['layernorm-scaling'] : []),
     ...(folded ? ['folded'] : []),
@@ -320,7 +346,7 @@ export function modelCard(facts: CardFacts, options: ModelCardOptions = {}): str
     '',
     `# ${name}`,
     '',
-    `A ${layers}-layer LLaMA-style language model with ${count(facts.weights.parameters)} parameters, ${facts.pruning ? 'pruned' : 'trained'} with deepen under the \`${scheme}\` normalization scheme${folded ? ' and published as a plain Pre-LN LLaMA' : ''}.`,
+    `A ${layers}-layer ${FAMILY_NAMES[String(facts.config.model_type ?? 'llama')] ?? 'LLaMA-style'} language model with ${count(facts.weights.parameters)} parameters, ${facts.pruning ? 'pruned' : 'trained'} with deepen under the \`${scheme}\` normalization scheme${folded ? ' and published as a plain Pre-LN model' : ''}.`,
     '',
     '## Architecture',
     '',

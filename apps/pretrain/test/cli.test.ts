@@ -1,41 +1,16 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ENGINE_ORDER, initBackend, nativeEngineStatus } from '@deepen/backend';
 import { parseSafetensors, readRunRecord } from '@deepen/core';
 import { loadCheckpoint, saveCheckpoint } from '@deepen/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliArgs, cliRunner } from './cli-runner.js';
 // The loopback Hub that @deepen/hub's own tests run against.
 import { FakeHub } from '@deepen/hub/testing';
 
-const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
-// An absolute URL, since the child runs in a temporary folder where 'tsx' does not resolve.
-const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-// The workspace packages resolve to their sources too, so the CLI runs the current code of all of them.
-const SOURCES = ['--conditions=@deepen/source', '--import', tsx];
-const root = mkdtempSync(join(tmpdir(), 'deepen-cli-'));
-// No Hugging Face token or endpoint of the machine running the tests reaches the CLI.
-const env = { ...process.env, DEEPEN_CACHE: join(root, 'cache'), DEEPEN_BACKEND: '', HF_TOKEN: '', HF_HOME: join(root, 'hf-home'), HF_ENDPOINT: '' };
+const { root, env, run, runAsync } = cliRunner('deepen-cli-');
 const data = join(root, 'data.jsonl');
-
-/** Runs the real CLI in its own process (through tsx, so no build is needed). */
-function run(args: string[], cwd = root) {
-  const r = spawnSync(process.execPath, [...SOURCES, cli, ...args], { cwd, env, encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** The same without blocking this process, for commands that talk to a server the test runs. */
-function runAsync(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [...SOURCES, cli, ...args], { cwd: root, env: { ...env, ...extraEnv }, timeout: 120_000 });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
 
 /** A tiny, fast, deterministic run on the cpu engine. */
 const TINY = ['--data', data, '--preset', 'tiny', '--vocab-size', '300', '--seq-len', '16', '--batch-size', '2', '--eval-tokens', '64', '--backend', 'cpu', '--warmup', '1'];
@@ -182,7 +157,7 @@ describe('pretrain train', () => {
 
   it('saves a checkpoint and exits 130 on SIGINT', async () => {
     const out = join(root, 'interrupted');
-    const child = spawn(process.execPath, [...SOURCES, cli, 'train', ...TINY, '--steps', '100000', '--out', out, '--json'], { cwd: root, env });
+    const child = spawn(process.execPath, cliArgs(['train', ...TINY, '--steps', '100000', '--out', out, '--json']), { cwd: root, env });
     let stdout = '';
     let stderr = '';
     let sent = false;

@@ -118,6 +118,16 @@ export function modelTensorShapes(config: LlamaConfig, scheme: NormScheme = sche
   return out;
 }
 
+/** Exact parameter count of a config under its scheme (extra norms and gates included), without building the model. */
+export function parameterCountOf(config: LlamaConfig): ParameterCount {
+  const scheme = schemeOf(config);
+  const plans = Array.from({ length: config.num_hidden_layers }, (_, i) => scheme.block(layerDepth(config, i)));
+  return countParameters(config, {
+    normsPerBlock: plans.map((p) => (p.wiring === 'sandwich' ? 4 : 2)),
+    gateParams: plans.map((p) => (p.gate.kind === 'layerscale' ? 2 * config.hidden_size : p.gate.kind === 'scalar' ? 2 : 0)),
+  });
+}
+
 function drawInit(rng: Rng, shape: number[], spec: InitSpec): Float32Array {
   const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
   if (spec.kind === 'normal') return rng.fillNormal(values, 0, spec.std);
@@ -219,10 +229,7 @@ export class LlamaModel {
   }
 
   parameterCount(): ParameterCount {
-    return countParameters(this.config, {
-      normsPerBlock: this.plans.map((p) => (p.wiring === 'sandwich' ? 4 : 2)),
-      gateParams: this.plans.map((p) => (p.gate.kind === 'layerscale' ? 2 * this.config.hidden_size : p.gate.kind === 'scalar' ? 2 : 0)),
-    });
+    return parameterCountOf(this.config);
   }
 
   /** Logits for every position, plus hidden states when asked. Runs inside its own tidy scope. */
@@ -406,4 +413,32 @@ let variableCounter = 0;
 function uniqueVariableName(name: string): string {
   variableCounter += 1;
   return `${name}#${variableCounter}`;
+}
+
+/**
+ * The same weights under another normalization scheme, for continued pretraining (e.g. LNS on
+ * a pretrained Pre-LN Llama). Tensors the new scheme adds (sandwich output norms, LayerScale /
+ * SkipInit gates) start as the scheme initialises them; a tensor the new scheme has no place
+ * for is refused by name rather than dropped. The original model is untouched.
+ */
+export function withScheme(model: LlamaModel, deepen: Partial<LlamaConfig['deepen']> & { norm_scheme: string }, options: { seed?: number | string } = {}): LlamaModel {
+  const kept = { ...model.config.deepen };
+  // What described the old scheme's export no longer holds for the new one.
+  for (const key of ['norm_scheme', 'mix_post_layers', 'layer_scale_init', 'stock_runtime_compatible', 'note', 'folded_from'] as const) delete kept[key];
+  const config: LlamaConfig = { ...model.config, deepen: { ...kept, ...deepen } };
+  const wanted = modelTensorShapes(config);
+  const names = new Set(wanted.map(([n]) => n));
+  const orphans = [...model.params.keys()].filter((n) => !names.has(n));
+  if (orphans.length > 0) {
+    throw new Error(`norm scheme '${deepen.norm_scheme}' has no place for ${orphans.join(', ')} of the '${model.scheme.name}' model; fold it first (pretrain publish --dry-run writes a folded copy)`);
+  }
+  const missing = wanted.filter(([n]) => !model.params.has(n));
+  const fresh = missing.length > 0 ? LlamaModel.create(config, options) : null;
+  try {
+    const tensors = new Map<string, tf.Tensor>();
+    for (const [name] of wanted) tensors.set(name, model.params.get(name) ?? fresh!.param(name));
+    return LlamaModel.fromTensors(config, tensors, `'${deepen.norm_scheme}' model`);
+  } finally {
+    fresh?.dispose();
+  }
 }

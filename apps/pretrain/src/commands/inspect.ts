@@ -1,6 +1,7 @@
 import { Tokenizer } from '@deepen/data';
 import { evaluateLoss } from '@deepen/trainer';
-import { forwardFlopsPerToken, generate, LlamaModel, presetConfig, PRESETS, trainingFlopsPerToken } from '@deepen/models';
+import { existsSync, readFileSync } from 'node:fs';
+import { configFromJson, familyOf, forwardFlopsPerToken, generate, parameterCountOf, presetConfig, PRESETS, readCheckpointConfig, schemeOf, trainingFlopsPerToken, type LlamaConfig, type LlamaModel } from '@deepen/models';
 import { CHECKPOINT_HELP, checkpointDir, openCheckpoint } from '../checkpoints.js';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../flags.js';
 import { checkNorm, ENGINE_FLAGS, evalCorpus, asFlagError, schemeNames, sequencesFor, startEngine, tokenized } from '../setup.js';
@@ -12,6 +13,25 @@ async function open(path: string | undefined, command: string, tokenizerFlag: un
   if (tokenizerFlag === undefined) return openCheckpoint(dir);
   const { model } = openCheckpoint(dir, { tokenizer: false });
   return { model, tokenizer: asFlagError('tokenizer', () => Tokenizer.fromFile(String(tokenizerFlag))) };
+}
+
+/** A checkpoint's (or run's, or hf: model's) config, or a bare config.json to size before training. */
+async function configOf(arg: string): Promise<LlamaConfig> {
+  const bare = arg.endsWith('.json') ? arg : null;
+  if (bare) {
+    if (!existsSync(bare)) throw new UsageError(`${bare}: file not found`);
+    try {
+      return configFromJson(JSON.parse(readFileSync(bare, 'utf8')), bare);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
+  const dir = await checkpointDir(arg);
+  try {
+    return readCheckpointConfig(dir);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
 }
 
 const INFO_FLAGS: Record<string, FlagSpec> = {
@@ -26,39 +46,49 @@ const INFO_FLAGS: Record<string, FlagSpec> = {
 export async function infoCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags('info', argv, INFO_FLAGS, 1);
   if (values.help) {
-    process.stdout.write(helpText('pretrain info [CHECKPOINT] [options]', `Show a model: config, parameter count, FLOPs per token, and the engine that would run it. ${CHECKPOINT_HELP}`, INFO_FLAGS));
+    process.stdout.write(helpText('pretrain info [CHECKPOINT] [options]', `Show a model: family, config, parameter count, FLOPs per token, and the engine that would run it. ${CHECKPOINT_HELP} A bare config.json is sized without weights.`, INFO_FLAGS));
     return 0;
   }
   const lines: string[] = [];
   const engine = await startEngine(values, (l) => lines.push(l));
-  let model: LlamaModel;
-  if (positionals[0]) model = (await open(positionals[0], 'info', undefined)).model;
+  // Only config.json is read: sizing a 7B checkpoint needs none of its 14 GB of weights.
+  let config: LlamaConfig;
+  if (positionals[0]) config = await configOf(positionals[0]);
   else {
     if (!PRESETS[String(values.preset)]) throw new UsageError(`--preset must be one of ${Object.keys(PRESETS).join(', ')}, got '${values.preset}'`);
     checkNorm(String(values.norm), PRESETS[String(values.preset)]!.num_hidden_layers);
-    model = LlamaModel.create(presetConfig(String(values.preset), { vocab_size: Number(values['vocab-size']), deepen: { norm_scheme: String(values.norm) } }));
+    config = presetConfig(String(values.preset), { vocab_size: Number(values['vocab-size']), deepen: { norm_scheme: String(values.norm) } });
   }
+  const scheme = schemeOf(config);
   const seqLen = Number(values['seq-len']);
-  const count = model.parameterCount();
+  const count = parameterCountOf(config);
   const info = {
-    config: model.config,
-    scheme: model.scheme.name,
-    stockRuntimeCompatible: model.scheme.foldable,
+    config,
+    family: familyOf(config).architecture,
+    scheme: scheme.name,
+    stockRuntimeCompatible: scheme.foldable,
     parameters: count,
-    trainingFlopsPerToken: trainingFlopsPerToken(model.config, seqLen),
-    forwardFlopsPerToken: forwardFlopsPerToken(model.config, seqLen),
+    trainingFlopsPerToken: trainingFlopsPerToken(config, seqLen),
+    forwardFlopsPerToken: forwardFlopsPerToken(config, seqLen),
     seqLen,
     engine,
   };
-  model.dispose();
   if (values.json) {
     process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
     return 0;
   }
-  const c = model.config;
+  const c = config;
+  const extras = [
+    c.head_dim * c.num_attention_heads !== c.hidden_size ? `head_dim ${c.head_dim}` : '',
+    c.rope_scaling ? `rope ${c.rope_scaling.rope_type} x${c.rope_scaling.factor}` : '',
+    Object.values(familyOf(c).biases(c)).some(Boolean) ? 'biases' : '',
+    familyOf(c).qkNorm ? 'q/k norms' : '',
+    familyOf(c).windows(c).some((w) => w !== null) ? `sliding window ${c.sliding_window}` : '',
+  ].filter(Boolean);
   process.stdout.write(
     [
-      `model       ${c.num_hidden_layers} layers, hidden ${c.hidden_size}, ${c.num_attention_heads} heads (${c.num_key_value_heads} kv), MLP ${c.intermediate_size}, vocab ${c.vocab_size}`,
+      `family      ${c.model_type} (${info.family})${extras.length > 0 ? `: ${extras.join(', ')}` : ''}`,
+      `model       ${c.num_hidden_layers} layers, hidden ${c.hidden_size}, ${c.num_attention_heads} heads (${c.num_key_value_heads} kv), MLP ${c.intermediate_size}, vocab ${c.vocab_size}, context ${c.max_position_embeddings}`,
       `scheme      ${info.scheme}${info.stockRuntimeCompatible ? ' (exportable as a plain LLaMA)' : ' (only deepen reproduces it)'}`,
       `parameters  ${count.total.toLocaleString('en-US')} (${count.nonEmbedding.toLocaleString('en-US')} non-embedding)`,
       `FLOPs/token ${(info.trainingFlopsPerToken / 1e6).toFixed(1)}M training, ${(info.forwardFlopsPerToken / 1e6).toFixed(1)}M forward at ${seqLen} tokens`,

@@ -2,7 +2,8 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { BatchIterator, Tokenizer } from '@deepen/data';
 import { isHubRef } from '@deepen/hub';
-import { LlamaModel, trainingFlopsPerToken } from '@deepen/models';
+import { LlamaModel, readCheckpointConfig, trainingFlopsPerToken, withScheme } from '@deepen/models';
+import { checkpointDir, openCheckpoint } from '../checkpoints.js';
 import { loadTrainingState, readTrainingState, resolveCheckpoint, Trainer, TrainingDivergedError, type EvalEvent, type StepEvent, type TrainerEvents } from '@deepen/trainer';
 import { helpText, parseFlags, UsageError, type FlagSpec, type FlagValues } from '../flags.js';
 import { attachProgress, type OutputMode } from '../progress.js';
@@ -43,6 +44,11 @@ const TRAIN_FLAGS: Record<string, FlagSpec> = {
   ...RUN_FLAGS,
   out: { type: 'string', value: 'DIR', description: 'run folder (default runs/<preset>-<norm>-<time>)' },
   resume: { type: 'string', value: 'DIR', description: 'continue the run in DIR (its folder or a checkpoint) exactly where it stopped; a local folder, not hf:' },
+  'init-from': {
+    type: 'string',
+    value: 'CHECKPOINT',
+    description: "start from a pretrained checkpoint's weights and tokenizer (a folder, run or hf:owner/name; any family deepen loads) and continue pretraining; --norm changes its scheme (e.g. lns on a Pre-LN model), default: the checkpoint's",
+  },
   quiet: { type: 'bool', description: 'print only the final result' },
   json: { type: 'bool', description: 'print every event as a JSON line' },
 };
@@ -67,7 +73,7 @@ export interface RunResult {
 
 function defaultOut(values: FlagValues): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
-  const name = values.config !== undefined ? 'custom' : String(values.preset);
+  const name = values['init-from'] !== undefined ? 'init' : values.config !== undefined ? 'custom' : String(values.preset);
   return join('runs', `${name}-${String(values.norm).replace(/\+/g, '-')}-${stamp}`);
 }
 
@@ -81,19 +87,42 @@ export async function runTraining(values: FlagValues, options: { mode: OutputMod
   const batchSize = Number(values['batch-size']);
   const total = values['total-batch-size'] === undefined ? batchSize : Number(values['total-batch-size']);
   if (total % batchSize !== 0) throw new UsageError(`--total-batch-size (${total}) must be a multiple of --batch-size (${batchSize})`);
-  const configFor = options.resumeFrom ? null : planModel(values, seqLen);
+  const initFrom = values['init-from'] === undefined ? null : String(values['init-from']);
+  const configFor = options.resumeFrom || initFrom ? null : planModel(values, seqLen);
 
   // The engine starts before any tensor exists: a resumed model's weights are tensors of the
   // engine that is current when they load (and on tfjs's default cpu engine they print its banner).
   const engine = await startEngine(values, log);
   const resume = options.resumeFrom ? loadTrainingState(options.resumeFrom) : null;
   const corpus = corpusFrom(values);
-  const tokenizer = resume ? Tokenizer.fromFile(join(resume.dir, 'tokenizer.json')) : tokenizerFrom(values, corpus, log);
+  // Continued pretraining keeps the checkpoint's own tokenizer: its ids are what the weights know.
+  const initial = initFrom && !resume ? openCheckpoint(initFrom) : null;
+  const tokenizer = resume ? Tokenizer.fromFile(join(resume.dir, 'tokenizer.json')) : initial ? initial.tokenizer : tokenizerFrom(values, corpus, log);
   const tokens = await tokenized(corpus, tokenizer, log);
   const mode = values.packing as 'packed' | 'document';
   const trainSet = sequencesFor(tokens.train, tokenizer, seqLen, mode);
   const validation = tokens.validation.tokens.length > 0 ? sequencesFor(tokens.validation, tokenizer, seqLen, mode) : null;
-  const model = resume ? resume.model : LlamaModel.create(configFor!(tokenizer), { seed: Number(values.seed) });
+  let model: LlamaModel;
+  if (resume) model = resume.model;
+  else if (initial) {
+    const norm = String(values.norm);
+    if (seqLen > initial.model.config.max_position_embeddings) {
+      initial.model.dispose();
+      throw new UsageError(`--seq-len ${seqLen} exceeds the checkpoint's context (max_position_embeddings ${initial.model.config.max_position_embeddings})`);
+    }
+    if (norm === initial.model.scheme.name && values['mix-post-layers'] === undefined) model = initial.model;
+    else {
+      try {
+        model = withScheme(initial.model, { norm_scheme: norm, ...(values['mix-post-layers'] !== undefined ? { mix_post_layers: Number(values['mix-post-layers']) } : {}) }, { seed: Number(values.seed) });
+      } catch (error) {
+        throw new UsageError(`--norm ${norm}: ${(error as Error).message}`);
+      } finally {
+        if (model! !== initial.model) initial.model.dispose();
+      }
+      log(`init: ${initFrom}, its '${initial.model.scheme.name}' weights continued under '${model.scheme.name}'`);
+    }
+    if (model === initial.model) log(`init: ${initFrom} ('${model.scheme.name}', ${model.config.model_type})`);
+  } else model = LlamaModel.create(configFor!(tokenizer), { seed: Number(values.seed) });
   const count = model.parameterCount();
   log(
     `model: ${model.config.num_hidden_layers} layers, hidden ${model.config.hidden_size}, '${model.scheme.name}', ${(count.total / 1e6).toFixed(2)}M parameters ` +
@@ -102,6 +131,8 @@ export async function runTraining(values: FlagValues, options: { mode: OutputMod
   const loader = new BatchIterator(trainSet, batchSize, { seed: Number(values.seed), ...(resume ? { state: resume.state.loader } : {}) });
   const runConfig = { ...values, out: options.outDir, engine: engine.engine } as Record<string, unknown>;
   delete runConfig.resume;
+  // The shape came from --config or the checkpoint: a preset name would be a default nobody chose.
+  if (values.config !== undefined || initFrom) delete runConfig.preset;
   const trainer = new Trainer(
     { model, train: loader, validation, ...(resume ? { resume } : {}) },
     {
@@ -180,6 +211,21 @@ export async function trainCommand(argv: string[]): Promise<number> {
   let settings = values;
   let outDir: string;
   let resumeFrom: string | undefined;
+  if (values['init-from'] !== undefined && values.resume === undefined) {
+    const clash = ['preset', 'config', 'tokenizer', 'vocab-size'].find((f) => given.has(f));
+    if (clash) throw new UsageError(`--${clash} cannot be combined with --init-from: the model's shape and tokenizer come from the checkpoint`);
+    const source = String(values['init-from']);
+    const dir = await checkpointDir(source);
+    let checkpointNorm: string;
+    try {
+      checkpointNorm = readCheckpointConfig(dir).deepen.norm_scheme;
+    } catch (error) {
+      throw new UsageError(`--init-from: ${(error as Error).message}`);
+    }
+    // The run records the folder it read (a Hub download's cache folder pins the revision).
+    settings = { ...values, 'init-from': dir, ...(given.has('norm') ? {} : { norm: checkpointNorm }) };
+    log(`init-from ${source}${dir !== source ? ` (${dir})` : ''}`);
+  }
   if (values.resume !== undefined) {
     if (isHubRef(String(values.resume))) {
       throw new UsageError('--resume needs the local run folder (or one of its checkpoints): a published checkpoint has no optimizer or data-loader state, so no run can continue exactly from it');
@@ -192,7 +238,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     outDir = dirname(dirname(resumeFrom));
     log(`resuming ${outDir} from step ${state.step}`);
   } else {
-    outDir = resolve(values.out === undefined ? defaultOut(values) : String(values.out));
+    outDir = resolve(values.out === undefined ? defaultOut(settings) : String(values.out));
     if (existsSync(outDir) && readdirSync(outDir).length > 0) {
       throw new UsageError(`--out ${outDir} already holds files; pass --resume ${outDir} to continue that run, or choose another --out`);
     }

@@ -13,8 +13,11 @@ export interface GenerateOptions {
   topK?: number;
   /** Sample only among the most likely tokens whose probabilities sum to p (1: no limit). */
   topP?: number;
-  /** Stop after this token. Default: the model's eos_token_id; null never stops early. */
-  eosTokenId?: number | null;
+  /**
+   * Stop after this token (or any of these). Default: the model's end-of-sequence ids (all of
+   * them when config.json lists several, as Llama 3.1 does); null never stops early.
+   */
+  eosTokenId?: number | number[] | null;
   /** Seed or generator for sampling. */
   seed?: number | string;
   rng?: Rng;
@@ -78,7 +81,8 @@ export function generate(model: LlamaModel, prompt: number[], options: GenerateO
   if (prompt.length + options.maxNewTokens > limit) {
     throw new Error(`generate: prompt (${prompt.length}) + maxNewTokens (${options.maxNewTokens}) exceeds max_position_embeddings (${limit})`);
   }
-  const eos = options.eosTokenId === undefined ? model.config.eos_token_id : options.eosTokenId;
+  const given = options.eosTokenId === undefined ? (model.config.eos_token_ids ?? model.config.eos_token_id) : options.eosTokenId;
+  const eos = new Set(given === null ? [] : Array.isArray(given) ? given : [given]);
   const rng = options.rng ?? Rng.fromSeed(options.seed ?? 0);
   const cache = options.noCache ? null : new KVCache(model.config.num_hidden_layers);
   const sequence = [...prompt];
@@ -95,7 +99,7 @@ export function generate(model: LlamaModel, prompt: number[], options: GenerateO
       tokens.push(token);
       sequence.push(token);
       options.onToken?.(token, last);
-      if (eos !== null && token === eos) return { tokens, finishReason: 'eos' };
+      if (eos.has(token)) return { tokens, finishReason: 'eos' };
       feed = [token];
     }
     return { tokens, finishReason: 'length' };

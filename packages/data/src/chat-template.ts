@@ -6,11 +6,13 @@
 import { Environment, Interpreter, Template } from '@huggingface/jinja';
 import { TokenizerError } from './tokenizer-config.js';
 
-/** One message of a conversation as templates read it: role and content, plus whatever else a template uses. */
+/**
+ * One message of a conversation as templates read it: role and content. Any other fields of
+ * the objects passed (reasoning_content, tool_calls, ...) reach the template too.
+ */
 export interface ChatTemplateMessage {
   role: string;
   content: string;
-  [key: string]: unknown;
 }
 
 export interface ChatTemplateOptions {

@@ -233,6 +233,8 @@ export class Tokenizer {
   readonly chatTemplate: string | null;
   /** The tokenizer_config.json it was loaded with (special_tokens_map.json merged in), or null. */
   readonly config: Json | null;
+  /** The contents of tokenizer.json's added tokens marked special (what skipSpecialTokens drops). */
+  readonly specialTokenStrings: readonly string[];
   private readonly encoder: Encoder;
   private readonly tokenToIdMap: Map<string, number>;
   private readonly knownIds: Uint8Array;
@@ -256,6 +258,7 @@ export class Tokenizer {
       : Object.entries(model.vocab ?? {});
     for (const t of (json.added_tokens as Array<{ id: number; content: string }>) ?? []) entries.push([t.content, t.id]);
     this.tokenToIdMap = new Map(entries);
+    this.specialTokenStrings = ((json.added_tokens as Array<{ content: string; special?: boolean }>) ?? []).filter((t) => t.special).map((t) => t.content);
     this.vocabSize = entries.reduce((m, [, id]) => Math.max(m, id + 1), 0);
     this.knownIds = new Uint8Array(this.vocabSize);
     for (const [, id] of entries) this.knownIds[id] = 1;

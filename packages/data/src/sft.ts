@@ -31,13 +31,11 @@ function requireEos(tokenizer: Tokenizer): number {
 }
 
 /**
- * The ids before a prompt: the model's own framing (transformers' add_special_tokens=True)
- * for a tokenizer with a tokenizer_config.json, else the BOS token where there is one.
+ * The BOS token where the tokenizer has one. (For the real models this is also their
+ * add_special_tokens framing; deepen's own tokenizers get a BOS that tokenizer.json's
+ * post-processor would not add, as SFT examples always have.)
  */
-const bosOf = (tokenizer: Tokenizer): number[] => {
-  if (tokenizer.config !== null) return tokenizer.addsBos ? [tokenizer.special.bos as number] : [];
-  return tokenizer.special.bos === null ? [] : [tokenizer.special.bos];
-};
+const bosOf = (tokenizer: Tokenizer): number[] => (tokenizer.special.bos === null ? [] : [tokenizer.special.bos]);
 
 /**
  * Deepen's chat format for tokenizers without a chat template (Zephyr's): every message is

@@ -159,7 +159,7 @@ describe('SFT encodings with the model\'s chat template', () => {
     expect(trainedTexts(tokenizer, segments)).toEqual(['\n\nA leading newline<|im_end|>']);
   });
 
-  it('prompts: the chat prompt is apply_chat_template with the generation prompt; completion prompts get the model framing', () => {
+  it('prompts: the chat prompt is apply_chat_template with the generation prompt; completion prompts start with the BOS (the models\' framing)', () => {
     const messages = conversation.slice(0, 4);
     for (const name of ['llama3_1', 'qwen3', 'deepseek_v3']) {
       const tokenizer = real.get(name)!;

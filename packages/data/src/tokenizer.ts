@@ -231,6 +231,8 @@ export class Tokenizer {
   readonly engine: 'byte-level-bpe' | 'tokenizers.js';
   /** The chat template transformers' apply_chat_template would use, or null (deepen's own tokenizers have none). */
   readonly chatTemplate: string | null;
+  /** The special tokens as a chat template gets them (bos_token, eos_token, ..., additional_special_tokens), as in transformers' special_tokens_map. */
+  readonly chatTemplateTokens: Readonly<Record<string, unknown>>;
   /** The tokenizer_config.json it was loaded with (special_tokens_map.json merged in), or null. */
   readonly config: Json | null;
   /** The contents of tokenizer.json's added tokens marked special (what skipSpecialTokens drops). */
@@ -239,8 +241,6 @@ export class Tokenizer {
   private readonly tokenToIdMap: Map<string, number>;
   private readonly knownIds: Uint8Array;
   private readonly framingOrError: Framing | TokenizerError;
-  /** The special tokens as a chat template gets them (bos_token, eos_token, ..., additional_special_tokens), as in transformers' special_tokens_map. */
-  readonly chatTemplateTokens: Readonly<Record<string, unknown>>;
   private compiledTemplate: ChatTemplate | null = null;
   private folderFiles: Record<string, string> = {};
 

@@ -1,7 +1,11 @@
 export { stateOfTheUnion, mobyDick, loadCorpus, fingerprintOf, CorpusError } from './corpus.js';
 export type { Corpus, Document, SpeechCorpus, SpeechDocument, UserCorpusOptions } from './corpus.js';
 export { Tokenizer } from './tokenizer.js';
-export type { SpecialIds } from './tokenizer.js';
+export type { SpecialIds, TokenizerOptions, EncodeOptions } from './tokenizer.js';
+export { TokenizerError } from './tokenizer-config.js';
+export type { SpecialTokens, Framing } from './tokenizer-config.js';
+export { ChatTemplate } from './chat-template.js';
+export type { ChatTemplateMessage, ChatTemplateOptions } from './chat-template.js';
 export { trainByteLevelBpe, DEFAULT_SPECIAL_TOKENS } from './bpe-trainer.js';
 export type { TrainBpeOptions, TokenizerJson } from './bpe-trainer.js';
 export { trainTokenizer, cachedTokenizer } from './tokenizer-training.js';

@@ -1,8 +1,23 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { writeFileDurable } from '@deepen/core';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { BYTE_TO_CHAR, byteLevelPreTokens } from './byte-level.js';
+import { ChatTemplate, type ChatTemplateMessage, type ChatTemplateOptions } from './chat-template.js';
+import {
+  chatTemplateOf,
+  configToken,
+  framingOf,
+  readTokenizerFolder,
+  templateTokenVariables,
+  TOKENIZER_CONFIG_JSON,
+  TOKENIZER_JSON,
+  TokenizerError,
+  type Framing,
+  type Json,
+  type SpecialTokens,
+} from './tokenizer-config.js';
 
 const CHAR_TO_BYTE = new Map<string, number>(BYTE_TO_CHAR.map((c, b) => [c, b]));
 
@@ -18,8 +33,6 @@ interface Encoder {
   encode(text: string): number[];
   decode(ids: number[], skipSpecial: boolean): string;
 }
-
-type Json = Record<string, unknown>;
 
 /**
  * GPT-2 style byte-level BPE with a per-word cache: the same ids as the Hugging Face
@@ -124,16 +137,25 @@ class ByteLevelBpeEncoder implements Encoder {
   }
 }
 
+/** The model types tokenizers.js implements; for any other it silently falls back to a lookup that returns wrong ids. */
+const TOKENIZERS_JS_MODELS = ['BPE', 'Unigram', 'WordPiece'];
+
 /** Everything else tokenizer.json can describe (LLaMA/Mistral byte-fallback BPE, ...), via Hugging Face's tokenizers.js. */
 class HfEncoder implements Encoder {
   private readonly tokenizer: HfTokenizer;
   constructor(json: Json) {
+    const type = (json.model as Json).type;
+    if (typeof type !== 'string' || !TOKENIZERS_JS_MODELS.includes(type)) {
+      throw new Error(`tokenizer model type ${JSON.stringify(type ?? null)} is not implemented by tokenizers.js (it implements ${TOKENIZERS_JS_MODELS.join(', ')})`);
+    }
     this.tokenizer = new HfTokenizer(json, {});
   }
   encode(text: string): number[] {
     return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
   }
   decode(ids: number[], skipSpecial: boolean): string {
+    // tokenizers.js rejects an empty list ("token_ids must be a non-empty array"); it is the empty text.
+    if (ids.length === 0) return '';
     return this.tokenizer.decode(ids, { skip_special_tokens: skipSpecial, clean_up_tokenization_spaces: false });
   }
 }
@@ -158,6 +180,8 @@ function isPlainByteLevelBpe(json: Json): boolean {
   );
 }
 
+
+/** Names deepen guesses special tokens by when no tokenizer_config.json names them (deepen's own tokenizers have none). */
 const SPECIAL_NAMES: Record<keyof SpecialIds, string[]> = {
   bos: ['<s>', '<|begin_of_text|>', '<bos>', '[CLS]'],
   eos: ['</s>', '<|end_of_text|>', '<|endoftext|>', '<eos>', '[SEP]'],
@@ -165,74 +189,200 @@ const SPECIAL_NAMES: Record<keyof SpecialIds, string[]> = {
   unk: ['<unk>', '[UNK]'],
 };
 
+const CONFIG_KEYS: Record<keyof SpecialIds, string> = { bos: 'bos_token', eos: 'eos_token', pad: 'pad_token', unk: 'unk_token' };
+
+export interface TokenizerOptions {
+  /** 'tokenizers.js' skips deepen's byte-level fast path and always uses Hugging Face's implementation (the fast path gives the same ids). */
+  engine?: 'auto' | 'tokenizers.js';
+  /** A parsed tokenizer_config.json (special_tokens_map.json merged in), read as transformers reads it. */
+  config?: Json | null;
+  /** A chat template that takes priority over the config's (a folder's chat_template.jinja). */
+  chatTemplate?: string | null;
+  /** config.json's model_type: decides the tokenizer class (and so the framing) when the config names none. */
+  modelType?: string | null;
+}
+
+export interface EncodeOptions {
+  /**
+   * Frame the text with the special tokens transformers adds with add_special_tokens=True
+   * (`[bos] text` for LLaMA, nothing for Qwen). Default false: the bare text's ids.
+   */
+  addSpecialTokens?: boolean;
+}
+
 /**
- * A tokenizer loaded from a Hugging Face tokenizer.json. Byte-level BPE (GPT-2 style, and
- * what deepen trains) runs on deepen's cached encoder; every other model on tokenizers.js.
+ * A tokenizer loaded from a Hugging Face tokenizer.json, or from a tokenizer folder as
+ * transformers loads it (tokenizer.json plus tokenizer_config.json: special tokens, framing,
+ * chat template). Byte-level BPE (GPT-2 style, and what deepen trains) runs on deepen's cached
+ * encoder; every other model on tokenizers.js.
  */
 export class Tokenizer {
+  /** Ids of the special tokens: the ones tokenizer_config.json names, else guessed by name. */
   readonly special: SpecialIds;
+  /** The special tokens' strings (what chat templates get as bos_token, eos_token, ...). */
+  readonly specialTokens: SpecialTokens;
   readonly vocabSize: number;
-  /** Identifies the exact tokenizer (hash of its JSON): part of every token cache key. */
+  /**
+   * Identifies the exact tokenizer (hash of its tokenizer.json): part of every token cache key.
+   * tokenizer_config.json is not part of it, since `encode` without special tokens does not depend on it.
+   */
   readonly fingerprint: string;
   /** Which encoder runs: deepen's byte-level BPE or Hugging Face's tokenizers.js. */
   readonly engine: 'byte-level-bpe' | 'tokenizers.js';
+  /** The chat template transformers' apply_chat_template would use, or null (deepen's own tokenizers have none). */
+  readonly chatTemplate: string | null;
+  /** The special tokens as a chat template gets them (bos_token, eos_token, ..., additional_special_tokens), as in transformers' special_tokens_map. */
+  readonly chatTemplateTokens: Readonly<Record<string, unknown>>;
+  /** The tokenizer_config.json it was loaded with (special_tokens_map.json merged in), or null. */
+  readonly config: Json | null;
+  /** The contents of tokenizer.json's added tokens marked special (what skipSpecialTokens drops). */
+  readonly specialTokenStrings: readonly string[];
   private readonly encoder: Encoder;
   private readonly tokenToIdMap: Map<string, number>;
+  private readonly knownIds: Uint8Array;
+  private readonly framingOrError: Framing | TokenizerError;
+  private compiledTemplate: ChatTemplate | null = null;
+  private folderFiles: Record<string, string> = {};
 
   private constructor(
     private readonly json: Json,
     engine: 'auto' | 'tokenizers.js',
+    options: TokenizerOptions,
+    source: string,
   ) {
     const model = json.model as { vocab?: Record<string, number> | Array<[string, number]> } | undefined;
+    // Errors without a location are plain Errors here; fromJSON prefixes the source.
     if (!model || typeof model !== 'object') throw new Error('tokenizer.json has no "model"');
     const entries: Array<[string, number]> = Array.isArray(model.vocab)
       ? model.vocab.map(([token], id) => [token, id]) // Unigram: [piece, score] pairs
       : Object.entries(model.vocab ?? {});
     for (const t of (json.added_tokens as Array<{ id: number; content: string }>) ?? []) entries.push([t.content, t.id]);
     this.tokenToIdMap = new Map(entries);
+    this.specialTokenStrings = ((json.added_tokens as Array<{ content: string; special?: boolean }>) ?? []).filter((t) => t.special).map((t) => t.content);
     this.vocabSize = entries.reduce((m, [, id]) => Math.max(m, id + 1), 0);
-    const find = (names: string[]) => names.map((n) => this.tokenToIdMap.get(n)).find((id) => id !== undefined) ?? null;
-    this.special = { bos: find(SPECIAL_NAMES.bos), eos: find(SPECIAL_NAMES.eos), pad: find(SPECIAL_NAMES.pad), unk: find(SPECIAL_NAMES.unk) };
+    this.knownIds = new Uint8Array(this.vocabSize);
+    for (const [, id] of entries) this.knownIds[id] = 1;
+    this.config = options.config ?? null;
+    const configSource = `${source.endsWith(TOKENIZER_JSON) ? source.slice(0, -TOKENIZER_JSON.length) : `${source} `}${TOKENIZER_CONFIG_JSON}`;
+    const strings = {} as SpecialTokens;
+    for (const key of Object.keys(CONFIG_KEYS) as Array<keyof SpecialIds>) {
+      const named = this.config ? configToken(this.config, CONFIG_KEYS[key], configSource) : undefined;
+      if (named === undefined) {
+        // Not named by a config: deepen's guess (transformers would use the tokenizer class's default).
+        strings[key] = SPECIAL_NAMES[key].find((n) => this.tokenToIdMap.has(n)) ?? null;
+      } else {
+        if (named !== null && !this.tokenToIdMap.has(named)) throw new TokenizerError(`${configSource}: ${CONFIG_KEYS[key]} "${named}" is not in the vocabulary`);
+        strings[key] = named;
+      }
+    }
+    this.specialTokens = strings;
+    const idOf = (token: string | null) => (token === null ? null : (this.tokenToIdMap.get(token) ?? null));
+    this.special = { bos: idOf(strings.bos), eos: idOf(strings.eos), pad: idOf(strings.pad), unk: idOf(strings.unk) };
+    try {
+      this.framingOrError = framingOf(json, this.config, options.modelType ?? null, this.special, configSource);
+    } catch (error) {
+      // A bad setting in the config fails the load; a post_processor deepen cannot read only
+      // matters to encode({ addSpecialTokens: true }), which reports it.
+      if (error instanceof TokenizerError) throw error;
+      this.framingOrError = new TokenizerError(`${source}: ${(error as Error).message}`);
+    }
+    this.chatTemplate = chatTemplateOf(this.config, options.chatTemplate ?? null, configSource);
+    this.chatTemplateTokens = templateTokenVariables(this.config, this.specialTokens, configSource);
     this.fingerprint = createHash('sha256').update(JSON.stringify(json)).digest('hex').slice(0, 32);
     this.engine = engine === 'auto' && isPlainByteLevelBpe(json) ? 'byte-level-bpe' : 'tokenizers.js';
     this.encoder = this.engine === 'byte-level-bpe' ? new ByteLevelBpeEncoder(json) : new HfEncoder(json);
   }
 
-  /**
-   * From a parsed tokenizer.json. `engine: 'tokenizers.js'` skips deepen's byte-level fast
-   * path and always uses Hugging Face's implementation (the fast path gives the same ids).
-   */
-  static fromJSON(json: unknown, source = 'tokenizer.json', options: { engine?: 'auto' | 'tokenizers.js' } = {}): Tokenizer {
-    if (typeof json !== 'object' || json === null) throw new Error(`${source}: expected a JSON object`);
+  /** From a parsed tokenizer.json, optionally with its tokenizer_config.json (see TokenizerOptions). */
+  static fromJSON(json: unknown, source = 'tokenizer.json', options: TokenizerOptions = {}): Tokenizer {
+    if (typeof json !== 'object' || json === null) throw new TokenizerError(`${source}: expected a JSON object`);
     try {
-      return new Tokenizer(json as Json, options.engine ?? 'auto');
+      return new Tokenizer(json as Json, options.engine ?? 'auto', options, source);
     } catch (error) {
-      throw new Error(`${source}: ${(error as Error).message}`);
+      if (error instanceof TokenizerError) throw error;
+      throw new TokenizerError(`${source}: ${(error as Error).message}`);
     }
   }
 
+  /** From a tokenizer.json file alone (no tokenizer_config.json: special tokens guessed by name, no chat template). */
   static fromFile(path: string): Tokenizer {
-    if (!existsSync(path)) throw new Error(`${path}: tokenizer file not found`);
-    let json: unknown;
-    try {
-      json = JSON.parse(readFileSync(path, 'utf8'));
-    } catch (error) {
-      throw new Error(`${path}: not valid JSON (${(error as Error).message})`);
+    if (!existsSync(path)) throw new TokenizerError(`${path}: tokenizer file not found`);
+    return Tokenizer.fromJSON(readTokenizerJson(path), path);
+  }
+
+  /**
+   * From a tokenizer (or checkpoint) folder, as transformers' AutoTokenizer.from_pretrained
+   * reads one: tokenizer.json, plus tokenizer_config.json, special_tokens_map.json and
+   * chat_template.jinja where present (config.json's model_type when the config names no class).
+   */
+  static fromDir(dir: string, options: Pick<TokenizerOptions, 'engine'> = {}): Tokenizer {
+    if (!existsSync(dir)) throw new TokenizerError(`${dir}: tokenizer folder not found`);
+    if (!statSync(dir).isDirectory()) throw new TokenizerError(`${dir}: not a folder`);
+    const path = join(dir, TOKENIZER_JSON);
+    if (!existsSync(path)) throw new TokenizerError(`${dir}: no ${TOKENIZER_JSON}`);
+    const folder = readTokenizerFolder(dir);
+    const tokenizer = Tokenizer.fromJSON(readTokenizerJson(path), path, { ...options, config: folder.config, chatTemplate: folder.chatTemplate, modelType: folder.modelType });
+    tokenizer.folderFiles = folder.files;
+    return tokenizer;
+  }
+
+  /** The ids transformers adds around a text encoded with add_special_tokens=True. */
+  get framing(): Framing {
+    if (this.framingOrError instanceof TokenizerError) throw this.framingOrError;
+    return this.framingOrError;
+  }
+
+  /** Whether encoding with special tokens starts with the BOS token (so `[bos] doc [eos]` packing matches the model's framing). */
+  get addsBos(): boolean {
+    return this.special.bos !== null && this.framing.prefix[0] === this.special.bos;
+  }
+
+  /** Whether encoding with special tokens ends with the EOS token. */
+  get addsEos(): boolean {
+    return this.special.eos !== null && this.framing.suffix.at(-1) === this.special.eos;
+  }
+
+  /** Token ids of `text`; with `addSpecialTokens`, framed as transformers frames it (see EncodeOptions). */
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    const ids = this.encoder.encode(text);
+    if (!options.addSpecialTokens) return ids;
+    const { prefix, suffix } = this.framing;
+    return [...prefix, ...ids, ...suffix];
+  }
+
+  /**
+   * The text of `ids` (empty for none). Every id must be one of the vocabulary's; the text is
+   * never "cleaned up" (clean_up_tokenization_spaces), so decoding what `encode` gave returns
+   * the text wherever the tokenizer itself is lossless.
+   */
+  decode(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): string {
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize || this.knownIds[id] !== 1) throw new TokenizerError(`decode: ${id} is not a token id of this tokenizer (vocabulary of ${this.vocabSize})`);
     }
-    return Tokenizer.fromJSON(json, path);
-  }
-
-  /** Token ids of `text`; no BOS/EOS are added (packing adds them where wanted). */
-  encode(text: string): number[] {
-    return this.encoder.encode(text);
-  }
-
-  decode(ids: number[], options: { skipSpecialTokens?: boolean } = {}): string {
-    return this.encoder.decode(ids, options.skipSpecialTokens ?? false);
+    return this.encoder.decode([...ids], options.skipSpecialTokens ?? false);
   }
 
   tokenToId(token: string): number | null {
     return this.tokenToIdMap.get(token) ?? null;
+  }
+
+  /**
+   * The conversation rendered with the tokenizer's chat template, as transformers'
+   * apply_chat_template(messages, tokenize=False) renders it: the special tokens as
+   * bos_token, eos_token, ..., plus `add_generation_prompt`.
+   */
+  applyChatTemplate(messages: readonly ChatTemplateMessage[], options: ChatTemplateOptions = {}): string {
+    if (this.chatTemplate === null) throw new TokenizerError('this tokenizer has no chat template (tokenizer_config.json has no chat_template)');
+    this.compiledTemplate ??= new ChatTemplate(this.chatTemplate, this.chatTemplateTokens);
+    return this.compiledTemplate.render(messages, options);
+  }
+
+  /**
+   * Ids of the rendered conversation, as apply_chat_template(tokenize=True) gives them: the
+   * text encoded without special tokens, since the template writes them (the BOS) itself.
+   */
+  encodeChat(messages: readonly ChatTemplateMessage[], options: ChatTemplateOptions = {}): number[] {
+    return this.encode(this.applyChatTemplate(messages, options));
   }
 
   toJSON(): unknown {
@@ -246,5 +396,22 @@ export class Tokenizer {
 
   save(path: string): void {
     writeFileDurable(path, this.serialize());
+  }
+
+  /**
+   * The tokenizer's files by name: tokenizer.json and, for one read by `fromDir`, the
+   * tokenizer_config.json, special_tokens_map.json and chat_template.jinja it was read with,
+   * so a checkpoint derived from a model keeps its chat template and special tokens.
+   */
+  files(): Record<string, string> {
+    return { ...this.folderFiles, [TOKENIZER_JSON]: this.serialize() };
+  }
+}
+
+function readTokenizerJson(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new TokenizerError(`${path}: not valid JSON (${(error as Error).message})`);
   }
 }

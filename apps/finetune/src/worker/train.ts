@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { initBackend } from '@deepen/backend';
 import { BatchIterator, encodeSftRecord, SftSequences, Tokenizer } from '@deepen/data';
 import { loadCheckpoint, saveCheckpoint, type LlamaModel } from '@deepen/models';
-import { CHECKPOINTS_DIR, readTrainingHistory, TOKENIZER_FILE } from '@deepen/core';
+import { CHECKPOINTS_DIR, readTrainingHistory } from '@deepen/core';
 import { listTrainingCheckpoints, loadTrainingState, Trainer, TrainingDivergedError, type EvalEvent, type LoadedTrainingState, type StepEvent } from '@deepen/trainer';
 import { stepsPerEpoch } from '../plan.js';
 import { readTrainingFile, TrainingFileError } from '../training-file.js';
@@ -88,7 +88,8 @@ async function run(spec: TrainingSpec, stop: { requested: boolean; trainer: Trai
     resume = loadTrainingState(spec.runDir);
   }
   const source = resume ? resume.dir : spec.baseModelDir;
-  const tokenizer = Tokenizer.fromFile(join(source, TOKENIZER_FILE));
+  // The folder loader honours the model's tokenizer_config.json (chat template, special tokens).
+  const tokenizer = Tokenizer.fromDir(source);
   const model: LlamaModel = resume ? resume.model : loadCheckpoint(spec.baseModelDir);
   try {
     const train = await examplesOf(spec.trainingFile, tokenizer, hp.max_seq_len, 'training', !resume);
@@ -136,7 +137,8 @@ async function run(spec: TrainingSpec, stop: { requested: boolean; trainer: Trai
         // Every epoch's checkpoint stays (each is a model users can try), plus stop checkpoints.
         keepLast: hp.n_epochs + 2,
         outDir: spec.runDir,
-        files: { [TOKENIZER_FILE]: tokenizer.serialize() },
+        // tokenizer.json with the tokenizer_config.json (etc.) it was loaded with, so checkpoints keep the chat template.
+        files: tokenizer.files(),
         runConfig: { job: spec.jobId, hyperparameters: hp, seed: spec.seed },
       },
     );
@@ -160,7 +162,7 @@ async function run(spec: TrainingSpec, stop: { requested: boolean; trainer: Trai
         return;
       }
       // The model users generate from: weights, config and tokenizer, without optimizer state.
-      await saveCheckpoint(model, spec.modelDir, { files: { [TOKENIZER_FILE]: tokenizer.serialize() } });
+      await saveCheckpoint(model, spec.modelDir, { files: tokenizer.files() });
       const trainedTokens = trainer.history.steps.reduce((n, s) => n + s.tokens, 0);
       await send({ type: 'succeeded', trainedTokens, modelDir: spec.modelDir, step: result.step });
     } finally {

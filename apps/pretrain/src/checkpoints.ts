@@ -54,7 +54,8 @@ export function openCheckpoint(dir: string, options: { tokenizer?: boolean } = {
   const wantTokenizer = options.tokenizer !== false;
   if (wantTokenizer && !existsSync(tokenizerPath)) throw new UsageError(`${dir} has no tokenizer.json; pass --tokenizer PATH`);
   try {
-    const tokenizer = wantTokenizer ? Tokenizer.fromFile(tokenizerPath) : undefined;
+    // The folder, as transformers reads it: tokenizer_config.json's special tokens, framing and chat template too.
+    const tokenizer = wantTokenizer ? Tokenizer.fromDir(dir) : undefined;
     return { model: loadCheckpoint(dir), ...(tokenizer ? { tokenizer } : {}) };
   } catch (error) {
     throw new UsageError((error as Error).message);

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BACKEND_ENV_VAR, ENGINE_ORDER, initBackend, type BackendReport } from '@deepen/backend';
 import { cachedTokenizer, loadCorpus, mobyDick, SequenceSet, stateOfTheUnion, tokenizeCorpus, Tokenizer, type Corpus, type PackingMode, type TokenizedCorpus } from '@deepen/data';
@@ -58,8 +58,13 @@ export function asFlagError<T>(flag: string, work: () => T): T {
   }
 }
 
+/** A --tokenizer value: a tokenizer.json, or a folder holding one (with its tokenizer_config.json). */
+export function tokenizerAt(path: string): Tokenizer {
+  return asFlagError('tokenizer', () => (existsSync(path) && statSync(path).isDirectory() ? Tokenizer.fromDir(path) : Tokenizer.fromFile(path)));
+}
+
 export function tokenizerFrom(values: FlagValues, corpus: Corpus, log: (line: string) => void): Tokenizer {
-  if (values.tokenizer !== undefined) return asFlagError('tokenizer', () => Tokenizer.fromFile(String(values.tokenizer)));
+  if (values.tokenizer !== undefined) return tokenizerAt(String(values.tokenizer));
   const started = performance.now();
   const { tokenizer, path, trained } = cachedTokenizer(corpus, { vocabSize: Number(values['vocab-size']) });
   log(trained ? `tokenizer: trained ${tokenizer.vocabSize}-token byte-level BPE on ${corpus.name} in ${((performance.now() - started) / 1000).toFixed(1)}s (cached at ${path})` : `tokenizer: ${path}`);

@@ -33,6 +33,8 @@ const FAMILIES: Record<string, Partial<LlamaConfig>> = {
   qwen3: { model_type: 'qwen3', head_dim: 16, tie_word_embeddings: true, rope_theta: 1e6 },
 };
 const checkpoint = (family: string) => join(root, 'families', family);
+const CHATML =
+  "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
 beforeAll(async () => {
   await initBackend({ engine: 'cpu' });
@@ -49,7 +51,9 @@ beforeAll(async () => {
     }
     // One family as the big checkpoints ship: BF16, sharded.
     const layout = family === 'qwen2' ? { dtype: 'BF16' as const, maxShardBytes: 20_000 } : {};
-    await saveCheckpoint(model, checkpoint(family), { ...layout, files: { 'tokenizer.json': tokenizer.serialize() } });
+    // Qwen3 gets a tokenizer_config.json with a ChatML template, as the real ones have.
+    const chat: Record<string, string> = family === 'qwen3' ? { 'tokenizer_config.json': JSON.stringify({ bos_token: null, eos_token: '</s>', chat_template: CHATML }) } : {};
+    await saveCheckpoint(model, checkpoint(family), { ...layout, files: { 'tokenizer.json': tokenizer.serialize(), ...chat } });
     model.dispose();
   }
 });
@@ -76,6 +80,27 @@ describe('every command takes every family', () => {
       expect(gen.stdout.startsWith('Speech number')).toBe(true);
     });
   }
+
+  it("generate --chat answers through the model's own chat template, and says when there is none", () => {
+    const tokenizer = Tokenizer.fromDir(checkpoint('qwen3'));
+    expect(tokenizer.chatTemplate).toBe(CHATML);
+    expect(tokenizer.special.bos).toBeNull(); // tokenizer_config.json says so: no BOS framing, as Qwen
+    const ok = run(['generate', checkpoint('qwen3'), '--chat', '--system', 'Be brief.', '--prompt', 'Speech number 3?', '--max-tokens', '4', '--temperature', '0', ...CPU]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).not.toContain('Speech number 3?'); // a reply, not a continuation of the prompt
+    // A prompt too long for the context reports its length: the rendered template's, not the bare prompt's.
+    const question = 'the people of the union ask for peace '.repeat(6);
+    const messages = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: question }];
+    const framed = tokenizer.encodeChat(messages, { addGenerationPrompt: true }).length;
+    expect(framed).toBeGreaterThan(tokenizer.encode(question).length + 10);
+    const long = run(['generate', checkpoint('qwen3'), '--chat', '--system', 'Be brief.', '--prompt', question.repeat(2), ...CPU]);
+    const longFramed = tokenizer.encodeChat([messages[0]!, { role: 'user', content: question.repeat(2) }], { addGenerationPrompt: true }).length;
+    expect(long.code).toBe(2);
+    expect(long.stderr).toContain(`--prompt is ${longFramed} tokens, the model's context is 128`);
+    const none = run(['generate', checkpoint('qwen2'), '--chat', '--prompt', 'hi', ...CPU]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/--chat: .*qwen2 has no chat template/);
+  });
 
   it('info sizes a bare config.json before any training, and names what it refuses', () => {
     const config = join(root, 'qwen-like.json');
@@ -136,6 +161,8 @@ describe('train --init-from continues pretraining a checkpoint of any family und
     const same = run(['train', '--init-from', checkpoint('qwen3'), '--data', data, '--steps', '1', '--seq-len', '16', '--batch-size', '2', '--eval-tokens', '64', '--warmup', '0', ...CPU, '--out', join(root, 'continued-pre'), '--quiet']);
     expect(same.code, same.stderr).toBe(0);
     expect(JSON.parse(readFileSync(join(root, 'continued-pre', 'run.json'), 'utf8')).settings.norm).toBe('pre');
+    const kept = join(root, 'continued-pre', 'checkpoints', readdirSync(join(root, 'continued-pre', 'checkpoints'))[0]!);
+    expect(JSON.parse(readFileSync(join(kept, 'tokenizer_config.json'), 'utf8')).chat_template).toBe(CHATML); // the chat template travels with the weights
     const clash = run(['train', '--init-from', checkpoint('qwen3'), '--preset', '9m', ...CPU]);
     expect(clash.code).toBe(2);
     expect(clash.stderr).toMatch(/--preset cannot be combined with --init-from/);

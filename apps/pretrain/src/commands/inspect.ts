@@ -1,10 +1,10 @@
-import { Tokenizer } from '@deepen/data';
+import type { Tokenizer } from '@deepen/data';
 import { evaluateLoss } from '@deepen/trainer';
 import { existsSync, readFileSync } from 'node:fs';
 import { configFromJson, familyOf, forwardFlopsPerToken, generate, parameterCountOf, presetConfig, PRESETS, readCheckpointConfig, schemeOf, trainingFlopsPerToken, type LlamaConfig, type LlamaModel } from '@deepen/models';
 import { CHECKPOINT_HELP, checkpointDir, openCheckpoint } from '../checkpoints.js';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../flags.js';
-import { checkNorm, ENGINE_FLAGS, evalCorpus, asFlagError, schemeNames, sequencesFor, startEngine, tokenized } from '../setup.js';
+import { asFlagError, checkNorm, ENGINE_FLAGS, evalCorpus, schemeNames, sequencesFor, startEngine, tokenized, tokenizerAt } from '../setup.js';
 
 /** Model and tokenizer of a checkpoint, run folder or hf: reference; --tokenizer replaces the checkpoint's. */
 async function open(path: string | undefined, command: string, tokenizerFlag: unknown): Promise<{ model: LlamaModel; tokenizer: Tokenizer }> {
@@ -12,7 +12,7 @@ async function open(path: string | undefined, command: string, tokenizerFlag: un
   const dir = await checkpointDir(path);
   if (tokenizerFlag === undefined) return openCheckpoint(dir);
   const { model } = openCheckpoint(dir, { tokenizer: false });
-  return { model, tokenizer: asFlagError('tokenizer', () => Tokenizer.fromFile(String(tokenizerFlag))) };
+  return { model, tokenizer: tokenizerAt(String(tokenizerFlag)) };
 }
 
 /** A checkpoint's (or run's, or hf: model's) config, or a bare config.json to size before training. */
@@ -138,24 +138,38 @@ const GENERATE_FLAGS: Record<string, FlagSpec> = {
   'top-k': { type: 'int', min: 0, default: 40, description: 'sample among the k most likely tokens (0: all)' },
   'top-p': { type: 'float', min: 0, exclusiveMin: true, max: 1, default: 0.95, description: 'nucleus sampling mass' },
   seed: { type: 'int', min: 0, default: 0, description: 'sampling seed' },
-  tokenizer: { type: 'string', value: 'PATH', description: "tokenizer.json (default: the checkpoint's)" },
+  chat: { type: 'bool', description: "treat --prompt as a user message and answer it through the model's own chat template (tokenizer_config.json)" },
+  system: { type: 'string', value: 'TEXT', description: 'with --chat: a system message before the prompt' },
+  tokenizer: { type: 'string', value: 'PATH', description: "tokenizer.json or a folder with one (default: the checkpoint's)" },
   ...ENGINE_FLAGS,
 };
 
 export async function generateCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags('generate', argv, GENERATE_FLAGS, 1);
   if (values.help) {
-    process.stdout.write(helpText('pretrain generate CHECKPOINT [options]', `Continue a prompt with a checkpoint. ${CHECKPOINT_HELP}`, GENERATE_FLAGS));
+    process.stdout.write(helpText('pretrain generate CHECKPOINT [options]', `Continue a prompt with a checkpoint, or answer it as a chat turn (--chat) through the model's chat template. ${CHECKPOINT_HELP}`, GENERATE_FLAGS));
     return 0;
   }
+  if (values.system !== undefined && !values.chat) throw new UsageError('--system needs --chat');
   await startEngine(values, () => {});
   const { model, tokenizer } = await open(positionals[0], 'generate', values.tokenizer);
   try {
-    const prompt = tokenizer.encode(String(values.prompt));
-    if (prompt.length === 0) throw new UsageError('--prompt is empty');
+    const text = String(values.prompt);
+    if (text.length === 0) throw new UsageError('--prompt is empty');
+    let prompt: number[];
+    if (values.chat) {
+      if (tokenizer.chatTemplate === null) throw new UsageError(`--chat: ${positionals[0]} has no chat template (tokenizer_config.json's chat_template)`);
+      const messages = [...(values.system !== undefined ? [{ role: 'system', content: String(values.system) }] : []), { role: 'user', content: text }];
+      prompt = asFlagError('chat', () => tokenizer.encodeChat(messages, { addGenerationPrompt: true }));
+    } else {
+      // Framed as the model saw text in training: with its BOS where it has one.
+      prompt = [...(tokenizer.special.bos === null ? [] : [tokenizer.special.bos]), ...tokenizer.encode(text)];
+    }
     const room = model.config.max_position_embeddings - prompt.length;
     if (room < 1) throw new UsageError(`--prompt is ${prompt.length} tokens, the model's context is ${model.config.max_position_embeddings}`);
-    process.stdout.write(String(values.prompt));
+    if (!values.chat) process.stdout.write(text);
+    // A reply ends at the tokenizer's end of turn as well as at the model's end-of-sequence ids.
+    const stops = [...new Set([...(model.config.eos_token_ids ?? (model.config.eos_token_id === null ? [] : [model.config.eos_token_id])), ...(tokenizer.special.eos === null ? [] : [tokenizer.special.eos])])];
     const produced: number[] = [];
     let printed = '';
     generate(model, prompt, {
@@ -164,6 +178,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
       topK: Number(values['top-k']),
       topP: Number(values['top-p']),
       seed: Number(values.seed),
+      eosTokenId: stops,
       onToken: (token) => {
         // Print as text arrives; decode the whole continuation so multi-byte characters stay intact.
         produced.push(token);

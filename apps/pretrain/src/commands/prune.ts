@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { PRUNE_REPORT_FILE, pruneReportJson, TOKENIZER_FILE } from '@deepen/core';
+import { PRUNE_REPORT_FILE, pruneReportJson } from '@deepen/core';
 import { BatchIterator } from '@deepen/data';
 import { analyzeModel, buildClozeTask, type AnalysisResult } from '@deepen/evaluator';
 import { saveCheckpoint } from '@deepen/models';
@@ -102,7 +102,7 @@ export async function pruneCommand(argv: string[]): Promise<number> {
     afterHealing: afterHealing ? summary(afterHealing) : null,
   });
   // The report is part of the checkpoint folder, which appears complete or not at all.
-  await saveCheckpoint(pruned, outDir, { files: { [TOKENIZER_FILE]: tokenizer.serialize(), [PRUNE_REPORT_FILE]: report } });
+  await saveCheckpoint(pruned, outDir, { files: { ...tokenizer.files(), [PRUNE_REPORT_FILE]: report } });
   pruned.dispose();
   const row = (name: string, r: AnalysisResult | null) =>
     r && log(`${name.padEnd(14)}  ${String(r.layers).padStart(6)}  ${r.perplexity.perplexity.toFixed(2).padStart(10)}  ${r.cloze ? `${(100 * r.cloze.accuracy).toFixed(1)}%`.padStart(6) : '   n/a'}`);

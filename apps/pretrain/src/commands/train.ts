@@ -34,7 +34,7 @@ export const RUN_FLAGS: Record<string, FlagSpec> = {
   'keep-last': { type: 'int', min: 1, default: 3, description: 'checkpoints to keep' },
   data: { type: 'string', value: 'PATHS', description: 'training data: .txt, .jsonl, .jsonl.gz files or folders, comma-separated (default: the built-in State of the Union corpus)' },
   'text-field': { type: 'string', value: 'NAME', description: 'JSONL field holding the text (default text)' },
-  tokenizer: { type: 'string', value: 'PATH', description: 'a tokenizer.json (default: a byte-level BPE trained on the training data and cached)' },
+  tokenizer: { type: 'string', value: 'PATH', description: 'a tokenizer.json or a folder with one (default: a byte-level BPE trained on the training data and cached)' },
   'vocab-size': { type: 'int', min: 260, max: 1_000_000, default: 2048, description: 'vocabulary size of the trained tokenizer' },
   seed: { type: 'int', min: 0, default: 0, description: 'seed for initialisation and data order' },
   ...ENGINE_FLAGS,
@@ -97,7 +97,7 @@ export async function runTraining(values: FlagValues, options: { mode: OutputMod
   const corpus = corpusFrom(values);
   // Continued pretraining keeps the checkpoint's own tokenizer: its ids are what the weights know.
   const initial = initFrom && !resume ? openCheckpoint(initFrom) : null;
-  const tokenizer = resume ? Tokenizer.fromFile(join(resume.dir, 'tokenizer.json')) : initial ? initial.tokenizer : tokenizerFrom(values, corpus, log);
+  const tokenizer = resume ? Tokenizer.fromDir(resume.dir) : initial ? initial.tokenizer : tokenizerFrom(values, corpus, log);
   const tokens = await tokenized(corpus, tokenizer, log);
   const mode = values.packing as 'packed' | 'document';
   const trainSet = sequencesFor(tokens.train, tokenizer, seqLen, mode);
@@ -151,7 +151,8 @@ export async function runTraining(values: FlagValues, options: { mode: OutputMod
       saveEvery: Number(values['save-every']),
       keepLast: Number(values['keep-last']),
       outDir: options.outDir,
-      files: { 'tokenizer.json': tokenizer.serialize() },
+      // tokenizer.json and the config files it came with (a pretrained model's chat template, special tokens).
+      files: tokenizer.files(),
       // The trainer keeps the run's records (run.json, metrics.jsonl) in outDir.
       runConfig,
       engine,

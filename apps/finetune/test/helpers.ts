@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '@deepen/backend';
 import { Tokenizer, trainByteLevelBpe } from '@deepen/data';
-import { LlamaModel, makeConfig, saveCheckpoint } from '@deepen/models';
+import { LlamaModel, makeConfig, saveCheckpoint, type LlamaConfig } from '@deepen/models';
 
 export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 
@@ -28,11 +28,17 @@ export const jsonl = (rows: unknown[]) => `${rows.map((r) => JSON.stringify(r)).
  * A tiny base model made with the real code: a byte-level BPE tokenizer trained on the data
  * and a randomly initialised 2-layer LNS LLaMA, saved as a checkpoint folder.
  */
-export async function makeBaseModel(dir: string, options: { contextLength?: number } = {}): Promise<string> {
+export async function makeBaseModel(
+  dir: string,
+  options: { contextLength?: number; family?: Partial<LlamaConfig>; specialTokens?: string[]; files?: Record<string, string> } = {},
+): Promise<string> {
   await initBackend({ engine: 'cpu' });
-  const tokenizer = Tokenizer.fromJSON(trainByteLevelBpe([...COLORS.map((p) => p.prompt + p.completion), 'some other text about colors and things'], { vocabSize: 300 }));
+  const tokenizer = Tokenizer.fromJSON(
+    trainByteLevelBpe([...COLORS.map((p) => p.prompt + p.completion), 'some other text about colors and things'], { vocabSize: 300, ...(options.specialTokens ? { specialTokens: options.specialTokens } : {}) }),
+  );
   const model = LlamaModel.create(
     makeConfig({
+      ...options.family,
       vocab_size: tokenizer.vocabSize,
       hidden_size: 32,
       intermediate_size: 64,
@@ -47,7 +53,7 @@ export async function makeBaseModel(dir: string, options: { contextLength?: numb
     }),
     { seed: 0 },
   );
-  await saveCheckpoint(model, dir, { files: { 'tokenizer.json': tokenizer.serialize() } });
+  await saveCheckpoint(model, dir, { files: { 'tokenizer.json': tokenizer.serialize(), ...options.files } });
   model.dispose();
   return dir;
 }

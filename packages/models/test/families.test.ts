@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -203,4 +203,20 @@ describe('decoding with the KV cache', () => {
       model.dispose();
     });
   }
+});
+
+describe('a refused config stops the load before any weight is read', () => {
+  it('names the model_type or rope type even when the weights are garbage', () => {
+    for (const [patch, message] of [
+      [{ model_type: 'gemma2', architectures: ['Gemma2ForCausalLM'] }, /model_type 'gemma2' is not implemented/],
+      [{ rope_scaling: { rope_type: 'longrope', short_factor: [1], long_factor: [1] } }, /rope type 'longrope' is not implemented/],
+    ] as const) {
+      const folder = join(mkdtempSync(join(tmpdir(), 'deepen-refused-')), 'ckpt');
+      mkdirSync(folder);
+      const config = JSON.parse(readFileSync(join(dir('llama-bias-gqa'), 'config.json'), 'utf8')) as Record<string, unknown>;
+      writeFileSync(join(folder, 'config.json'), JSON.stringify({ ...config, ...patch }));
+      writeFileSync(join(folder, 'model.safetensors'), 'not a safetensors file at all');
+      expect(() => loadCheckpoint(folder)).toThrow(message);
+    }
+  });
 });

@@ -89,7 +89,7 @@ export async function infoCommand(argv: string[]): Promise<number> {
     [
       `family      ${c.model_type} (${info.family})${extras.length > 0 ? `: ${extras.join(', ')}` : ''}`,
       `model       ${c.num_hidden_layers} layers, hidden ${c.hidden_size}, ${c.num_attention_heads} heads (${c.num_key_value_heads} kv), MLP ${c.intermediate_size}, vocab ${c.vocab_size}, context ${c.max_position_embeddings}`,
-      `scheme      ${info.scheme}${info.stockRuntimeCompatible ? ' (exports as a plain Pre-LN ${c.model_type} model)' : ' (only deepen reproduces it)'}`,
+      `scheme      ${info.scheme}${info.stockRuntimeCompatible ? ` (exports as a plain Pre-LN ${c.model_type} model)` : ' (only deepen reproduces it)'}`,
       `parameters  ${count.total.toLocaleString('en-US')} (${count.nonEmbedding.toLocaleString('en-US')} non-embedding)`,
       `FLOPs/token ${(info.trainingFlopsPerToken / 1e6).toFixed(1)}M training, ${(info.forwardFlopsPerToken / 1e6).toFixed(1)}M forward at ${seqLen} tokens`,
       ...lines,

@@ -21,10 +21,11 @@ export interface AnalyzeOptions {
   onProgress?: (stage: string) => void;
 }
 
-/** The held-out token stream: documents joined with EOS, cut to `maxTokens`. */
-function stream(text: TokenizedSplit, eos: number, maxTokens: number): Uint32Array {
+/** The held-out documents as one stream cut to `maxTokens`, each framed as in training: `[bos] doc eos` (no BOS where the model has none, as Qwen). */
+function stream(text: TokenizedSplit, bos: number | null, eos: number, maxTokens: number): Uint32Array {
   const out: number[] = [];
   for (let d = 0; d + 1 < text.offsets.length && out.length < maxTokens; d++) {
+    if (bos !== null) out.push(bos);
     for (let i = text.offsets[d]!; i < text.offsets[d + 1]! && out.length < maxTokens; i++) out.push(text.tokens[i]!);
     if (out.length < maxTokens) out.push(eos);
   }
@@ -36,7 +37,7 @@ export function analyzeModel(model: LlamaModel, tokenizer: Tokenizer, options: A
   const window = Math.min(options.window ?? 128, model.config.max_position_embeddings);
   const batchSize = options.batchSize ?? 8;
   const eos = tokenizer.special.eos ?? 0;
-  const tokens = stream(options.text, eos, options.maxTokens ?? 16_384);
+  const tokens = stream(options.text, tokenizer.special.bos, eos, options.maxTokens ?? 16_384);
   if (tokens.length < window + 1) throw new Error(`held-out text has ${tokens.length} tokens, fewer than one window of ${window}`);
   const progress = options.onProgress ?? (() => {});
   const measure = (skipLayers?: number[]) => ({

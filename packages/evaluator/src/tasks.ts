@@ -64,9 +64,14 @@ export function scoreContinuations(model: LlamaModel, pairs: Array<{ context: nu
   return out;
 }
 
+/** A context as the model saw documents in training: after its BOS where it has one (Llama: <s>; Qwen: none). */
+function framed(tokenizer: Tokenizer, text: string): number[] {
+  return [...(tokenizer.special.bos === null ? [] : [tokenizer.special.bos]), ...tokenizer.encode(text)];
+}
+
 export function evaluateMultipleChoice(model: LlamaModel, tokenizer: Tokenizer, items: MultipleChoiceItem[], options: { batchSize?: number; skipLayers?: number[] } = {}): MultipleChoiceResult {
   const pairs = items.flatMap((item) => {
-    const context = tokenizer.encode(item.context);
+    const context = framed(tokenizer, item.context);
     return item.choices.map((choice) => ({ context, continuation: tokenizer.encode(choice) }));
   });
   const scores = scoreContinuations(model, pairs, options.batchSize, options.skipLayers);
@@ -142,7 +147,7 @@ export function buildClozeTask(documents: Document[], options: { items?: number;
 export function evaluateCloze(model: LlamaModel, tokenizer: Tokenizer, items: ClozeItem[], options: { batchSize?: number; skipLayers?: number[] } = {}): ClozeResult {
   const scores = scoreContinuations(
     model,
-    items.map((item) => ({ context: tokenizer.encode(item.context), continuation: tokenizer.encode(item.target) })),
+    items.map((item) => ({ context: framed(tokenizer, item.context), continuation: tokenizer.encode(item.target) })),
     options.batchSize,
     options.skipLayers,
   );

@@ -141,6 +141,13 @@ export function validateConfig(config: LlamaConfig, source = 'config'): void {
     if (config.mlp_bias && !keys.includes('mlp_bias')) problems.push(`mlp_bias: '${config.model_type}' models have no such option`);
     if ((config.use_sliding_window || config.layer_types) && !keys.includes('use_sliding_window')) problems.push(`use_sliding_window / layer_types: '${config.model_type}' models have no such option`);
   }
+  if (config.rope_scaling !== null) {
+    try {
+      parseRopeScaling(config.rope_scaling, 'rope_scaling', config.max_position_embeddings);
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+  }
   if (config.sliding_window !== null && !isPositiveInt(config.sliding_window)) problems.push(`sliding_window must be null or a positive integer, got ${JSON.stringify(config.sliding_window)}`);
   if (config.max_window_layers !== null && !(Number.isInteger(config.max_window_layers) && config.max_window_layers >= 0)) {
     problems.push(`max_window_layers must be null or a non-negative integer, got ${JSON.stringify(config.max_window_layers)}`);

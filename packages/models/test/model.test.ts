@@ -5,6 +5,7 @@ import { deepNormBeta, lnsFactor } from '@deepen/norms';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BLOCK, LlamaModel, layerPrefix, makeConfig, presetConfig, ropeTables, applyRope } from '../src/index.js';
 import { ids, maxAbsDiff, tinyConfig } from './helpers.js';
+import type { LlamaConfig } from '../src/index.js';
 
 beforeAll(async () => {
   await initBackend({ engine: 'cpu' });
@@ -31,10 +32,23 @@ describe('rotary embedding', () => {
   });
 });
 
+/** Family features on the tiny shape, so their gradients (biases, q/k norms, windows, scaled rotary) are checked too. */
+const FAMILY_CASES: Array<[string, string, Partial<LlamaConfig>]> = [
+  ['llama with biases and llama3 rope', 'lns', { attention_bias: true, mlp_bias: true, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 4 } }],
+  ['qwen2 sliding', 'pre', { model_type: 'qwen2', use_sliding_window: true, sliding_window: 3, max_window_layers: 1 }],
+  ['qwen3 with head_dim 8', 'lns', { model_type: 'qwen3', head_dim: 8 }],
+];
+
 describe('finite-difference gradient checks', () => {
-  for (const scheme of SCHEMES) {
-    it(`matches central differences for every parameter under '${scheme}'`, () => {
-      const model = LlamaModel.create(tinyConfig(scheme), { seed: 3 });
+  const cases: Array<[string, string, Partial<LlamaConfig>]> = [...SCHEMES.map((s): [string, string, Partial<LlamaConfig>] => [s, s, {}]), ...FAMILY_CASES];
+  for (const [label, scheme, family] of cases) {
+    it(`matches central differences for every parameter under '${label}'`, () => {
+      const model = LlamaModel.create(tinyConfig(scheme, family), { seed: 3 });
+      // Biases start at zero and q/k norms at one: move them, so the check sees them matter.
+      const moved = Rng.fromSeed(`${label}-init`);
+      for (const [name, v] of model.params) {
+        if (name.endsWith('.bias') || name.endsWith('_norm.weight')) v.assign(tf.tensor(moved.fillNormal(new Float32Array(v.size), name.endsWith('.bias') ? 0 : 1, 0.3), v.shape));
+      }
       // SkipInit starts with closed gates (zero gradient almost everywhere): open them so the check sees every path.
       for (const [name, v] of model.params) if (name.endsWith(BLOCK.attnGate) || name.endsWith(BLOCK.mlpGate)) v.assign(tf.fill(v.shape, 0.7));
       const input = ids([[1, 5, 9, 2, 7, 3], [4, 4, 8, 15, 0, 11]]);

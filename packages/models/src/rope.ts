@@ -208,9 +208,9 @@ export function ropeTables(headDim: number, positions: number, theta: number): {
 }
 
 /**
- * A model's rotary tables, computed as far as forwards have reached (a Llama 3.1 config
- * allows 131,072 positions; a table that long would be 134 MB nobody uses) and grown by
- * doubling. Dynamic NTK past max_position_embeddings gets a table for that forward's length.
+ * A model's rotary tables, computed for the first 4,096 positions and grown by doubling as
+ * forwards reach further (a Llama 3.1 config allows 131,072 positions; a table that long
+ * would be 134 MB nobody uses). Dynamic NTK past max_position_embeddings gets a table for that forward's length.
  */
 export class RotaryTable {
   private cos: tf.Tensor2D | null = null;
@@ -225,6 +225,9 @@ export class RotaryTable {
     private readonly maxPositions: number,
   ) {
     this.base = inverseFrequencies(headDim, theta, scaling, maxPositions);
+    // Made now, so a model's live tensor count is set once it exists (growing later replaces
+    // the pair); 4,096 positions cover most uses of a long-context model at 4 MB for head_dim 128.
+    this.reserve(Math.min(maxPositions, 4096));
   }
 
   /** Whether positions past max_position_embeddings are defined (dynamic NTK). */

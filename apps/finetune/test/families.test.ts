@@ -38,7 +38,7 @@ describe('a Qwen2 base model with its own chat template', () => {
     expect(tokenizer.special).toMatchObject({ bos: null, eos: tokenizer.tokenToId('<|im_end|>') });
     const chats = COLORS.map((p) => ({ messages: [{ role: 'user', content: p.prompt }, { role: 'assistant', content: p.completion.trim() }] }));
     const file = (await api.upload(jsonl(chats), 'chats.jsonl')).body;
-    const created = await api.post('/v1/fine_tuning/jobs', { model: 'tiny-qwen2', training_file: file.id, hyperparameters: { n_epochs: 60, batch_size: 2, learning_rate: 2e-2, warmup: 3 }, seed: 1 });
+    const created = await api.post('/v1/fine_tuning/jobs', { model: 'tiny-qwen2', training_file: file.id, hyperparameters: { n_epochs: 100, batch_size: 2, learning_rate: 2e-2, warmup: 3 }, seed: 1 });
     expect(created.status, JSON.stringify(created.body)).toBe(200);
     const done = await waitForJob(api, created.body.id, finished);
     expect(done.status, JSON.stringify(done.error)).toBe('succeeded');

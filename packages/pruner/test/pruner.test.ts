@@ -6,7 +6,7 @@ import { initBackend } from '@deepen/backend';
 import { Rng } from '@deepen/core';
 import { sequentialBatches, SequenceSet } from '@deepen/data';
 import { depthDiagnostics } from '@deepen/evaluator';
-import { BLOCK, LlamaModel, layerPrefix, loadCheckpoint, makeConfig, saveCheckpoint } from '@deepen/models';
+import { BLOCK, LlamaModel, layerPrefix, loadCheckpoint, makeConfig, saveCheckpoint, type LlamaConfig } from '@deepen/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { angularPlan, applyPlan, blockInfluencePlan, removeLayersPlan } from '../src/index.js';
 
@@ -51,15 +51,19 @@ describe('applying a plan', () => {
 
   it('keeps a Qwen2 model a Qwen2 model: biases, layer types and max_window_layers follow their layers', async () => {
     const base = { vocab_size: 40, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 6, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 32 };
-    for (const windows of [{ max_window_layers: 2 }, { layer_types: ['sliding_attention', 'full_attention', 'sliding_attention', 'full_attention', 'full_attention', 'sliding_attention'] as const }]) {
-      const config = makeConfig({ ...base, model_type: 'qwen2', use_sliding_window: true, sliding_window: 3, ...windows, layer_types: 'layer_types' in windows ? [...windows.layer_types] : null, deepen: { norm_scheme: 'pre' } });
+    const cases: Array<Partial<LlamaConfig>> = [
+      { max_window_layers: 2, layer_types: null },
+      { layer_types: ['sliding_attention', 'full_attention', 'sliding_attention', 'full_attention', 'full_attention', 'sliding_attention'] },
+    ];
+    for (const windows of cases) {
+      const config = makeConfig({ ...base, model_type: 'qwen2', use_sliding_window: true, sliding_window: 3, ...windows, deepen: { norm_scheme: 'pre' } });
       const original = LlamaModel.create(config, { seed: 4 });
       // Random biases, so a bias that followed the wrong layer would show.
       const rng = Rng.fromSeed(5);
       for (const [name, v] of original.params) if (name.endsWith('.bias')) v.assign(tf.tensor1d(rng.fillNormal(new Float32Array(v.size), 0, 0.5)));
       const pruned = applyPlan(original, removeLayersPlan([4, 1], 6));
       expect(pruned.config.model_type).toBe('qwen2');
-      if ('layer_types' in windows) {
+      if (windows.layer_types) {
         expect(pruned.config.layer_types).toEqual(['sliding_attention', 'sliding_attention', 'full_attention', 'sliding_attention']);
       } else {
         expect(pruned.config.max_window_layers).toBe(1); // of the kept 0, 2, 3, 5 only layer 0 was below 2

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { crossEntropy, tidyValues } from '@deepen/backend';
 import { Rng, type ClozeResult, type MultipleChoiceResult } from '@deepen/core';
-import type { Document, Tokenizer } from '@deepen/data';
+import { encodeCompletionPrompt, type Document, type Tokenizer } from '@deepen/data';
 import type { LlamaModel } from '@deepen/models';
 
 /** A multiple-choice item in the style of lm-evaluation-harness. */
@@ -64,14 +64,10 @@ export function scoreContinuations(model: LlamaModel, pairs: Array<{ context: nu
   return out;
 }
 
-/** A context as the model saw documents in training: after its BOS where it has one (Llama: <s>; Qwen: none). */
-function framed(tokenizer: Tokenizer, text: string): number[] {
-  return [...(tokenizer.special.bos === null ? [] : [tokenizer.special.bos]), ...tokenizer.encode(text)];
-}
-
 export function evaluateMultipleChoice(model: LlamaModel, tokenizer: Tokenizer, items: MultipleChoiceItem[], options: { batchSize?: number; skipLayers?: number[] } = {}): MultipleChoiceResult {
   const pairs = items.flatMap((item) => {
-    const context = framed(tokenizer, item.context);
+    // Contexts framed as the model saw documents: after its BOS where it has one (Llama <s>; Qwen none).
+    const context = encodeCompletionPrompt(tokenizer, item.context);
     return item.choices.map((choice) => ({ context, continuation: tokenizer.encode(choice) }));
   });
   const scores = scoreContinuations(model, pairs, options.batchSize, options.skipLayers);
@@ -147,7 +143,7 @@ export function buildClozeTask(documents: Document[], options: { items?: number;
 export function evaluateCloze(model: LlamaModel, tokenizer: Tokenizer, items: ClozeItem[], options: { batchSize?: number; skipLayers?: number[] } = {}): ClozeResult {
   const scores = scoreContinuations(
     model,
-    items.map((item) => ({ context: framed(tokenizer, item.context), continuation: tokenizer.encode(item.target) })),
+    items.map((item) => ({ context: encodeCompletionPrompt(tokenizer, item.context), continuation: tokenizer.encode(item.target) })),
     options.batchSize,
     options.skipLayers,
   );

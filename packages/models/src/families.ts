@@ -6,6 +6,8 @@
  * in that family's own layout.
  */
 
+import type { LlamaConfig } from './config.js';
+
 export type FamilyName = 'llama' | 'mistral' | 'qwen2' | 'qwen3';
 export type LayerType = 'full_attention' | 'sliding_attention';
 
@@ -20,16 +22,8 @@ export interface BlockBiases {
   down: boolean;
 }
 
-/** What a family's forward pass needs from a config (the fields it reads). */
-export interface FamilyFields {
-  attention_bias: boolean;
-  mlp_bias: boolean;
-  sliding_window: number | null;
-  use_sliding_window: boolean;
-  max_window_layers: number | null;
-  layer_types: LayerType[] | null;
-  num_hidden_layers: number;
-}
+/** What a family's forward pass reads from a config. */
+export type FamilyFields = Pick<LlamaConfig, 'attention_bias' | 'mlp_bias' | 'sliding_window' | 'use_sliding_window' | 'max_window_layers' | 'layer_types' | 'num_hidden_layers'>;
 
 export interface Family {
   name: FamilyName;

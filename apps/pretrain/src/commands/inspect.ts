@@ -1,4 +1,4 @@
-import type { Tokenizer } from '@deepen/data';
+import { encodeCompletionPrompt, type Tokenizer } from '@deepen/data';
 import { evaluateLoss } from '@deepen/trainer';
 import { existsSync, readFileSync } from 'node:fs';
 import { configFromJson, familyOf, forwardFlopsPerToken, generate, parameterCountOf, presetConfig, PRESETS, readCheckpointConfig, schemeOf, trainingFlopsPerToken, type LlamaConfig, type LlamaModel } from '@deepen/models';
@@ -163,7 +163,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
       prompt = asFlagError('chat', () => tokenizer.encodeChat(messages, { addGenerationPrompt: true }));
     } else {
       // Framed as the model saw text in training: with its BOS where it has one.
-      prompt = [...(tokenizer.special.bos === null ? [] : [tokenizer.special.bos]), ...tokenizer.encode(text)];
+      prompt = encodeCompletionPrompt(tokenizer, text);
     }
     const room = model.config.max_position_embeddings - prompt.length;
     if (room < 1) throw new UsageError(`--prompt is ${prompt.length} tokens, the model's context is ${model.config.max_position_embeddings}`);

@@ -118,6 +118,30 @@ export function writeFileDurable(path: string, data: FileData, options: { mode?:
   fsyncPath(dirname(path));
 }
 
+/**
+ * `writeFileDurable` for a file too large to hold in memory: `produce` writes it chunk by
+ * chunk into the temporary sibling. If `produce` throws, the temporary is removed and whatever
+ * was at `path` stays as it was.
+ */
+export async function writeFileDurableStream(path: string, produce: (write: (chunk: Uint8Array) => void) => void | Promise<void>, options: { mode?: number } = {}): Promise<void> {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = tempSibling(path, 'tmp');
+  try {
+    const fd = openSync(tmp, 'w', options.mode ?? 0o666);
+    try {
+      await produce((chunk) => writeAll(fd, chunk));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (error) {
+    rmSync(tmp, { force: true });
+    throw error;
+  }
+  fsyncPath(dirname(path));
+}
+
 /** `writeFileDurable` of a JSON value, pretty-printed with a final newline. */
 export function writeJsonDurable(path: string, value: unknown): void {
   writeFileDurable(path, `${JSON.stringify(value, null, 2)}\n`);

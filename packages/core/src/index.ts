@@ -2,6 +2,7 @@
 // deepen package and no TensorFlow.js, so the hub, the apps and scripts can use it alone.
 export {
   writeFileDurable,
+  writeFileDurableStream,
   writeJsonDurable,
   writeFileSynced,
   writeFileChunks,

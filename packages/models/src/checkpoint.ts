@@ -39,10 +39,11 @@ export interface SaveOptions {
   files?: Record<string, FileData>;
 }
 
-interface NamedValues {
+/** One tensor of a model in checkpoint layout; its values are computed when asked for. */
+export interface CheckpointTensor {
   name: string;
   shape: number[];
-  values: Float32Array;
+  values: () => Float32Array;
 }
 
 /** Whether every block is a plain LLaMA block (no scale, gate, other wiring). */
@@ -52,53 +53,68 @@ function isPlainLlama(model: LlamaModel): boolean {
   );
 }
 
-/** The model's tensors in checkpoint layout ([out, in] linears), folded when asked. */
-function checkpointTensors(model: LlamaModel, fold: boolean): NamedValues[] {
-  const folded = new Map<string, Float32Array>();
-  if (fold) {
-    for (let i = 0; i < model.config.num_hidden_layers; i++) {
-      const plan = model.plan(i);
-      const name = (suffix: string) => layerPrefix(i) + suffix;
-      tf.tidy(() => {
-        if (plan.normScale !== 1) {
-          for (const s of [BLOCK.attnNorm, BLOCK.mlpNorm]) folded.set(name(s), tf.mul(model.param(name(s)), plan.normScale).dataSync() as Float32Array);
-        }
-        if (plan.gate.kind !== 'none') {
-          // g * (x W) == x (W * g) with W stored [in, out]: scale the output columns.
-          folded.set(name(BLOCK.o), tf.mul(model.param(name(BLOCK.o)), model.param(name(BLOCK.attnGate))).dataSync() as Float32Array);
-          folded.set(name(BLOCK.down), tf.mul(model.param(name(BLOCK.down)), model.param(name(BLOCK.mlpGate))).dataSync() as Float32Array);
-          // g * (x W + b) == x (W * g) + b * g: a family's output bias scales too.
-          if (model.params.has(name(BLOCK.oBias))) folded.set(name(BLOCK.oBias), tf.mul(model.param(name(BLOCK.oBias)), model.param(name(BLOCK.attnGate))).dataSync() as Float32Array);
-          if (model.params.has(name(BLOCK.downBias))) folded.set(name(BLOCK.downBias), tf.mul(model.param(name(BLOCK.downBias)), model.param(name(BLOCK.mlpGate))).dataSync() as Float32Array);
-        }
-      });
+/**
+ * The model's tensors in checkpoint layout (Hugging Face names, [out, in] linears), folded
+ * into a plain Pre-LN LLaMA when asked: LNS factors into the norm weights, LayerScale/SkipInit
+ * gates into o_proj/down_proj (and their biases). Each tensor is computed when its `values` is
+ * called, so a writer holds one tensor at a time. Folding a scheme that cannot fold throws.
+ */
+export function checkpointTensors(model: LlamaModel, options: { fold?: boolean } = {}): CheckpointTensor[] {
+  const fold = options.fold ?? false;
+  if (fold) assertFoldable(model);
+  const layerOf = (name: string): number | null => {
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    return m ? Number(m[1]) : null;
+  };
+  // The factor a tensor is multiplied by when folded (null: none), as a tensor or a number.
+  const foldFactor = (name: string): tf.Tensor | number | null => {
+    const layer = layerOf(name);
+    if (!fold || layer === null) return null;
+    const plan = model.plan(layer);
+    const suffix = name.slice(layerPrefix(layer).length);
+    if (plan.normScale !== 1 && (suffix === BLOCK.attnNorm || suffix === BLOCK.mlpNorm)) return plan.normScale;
+    if (plan.gate.kind !== 'none') {
+      // g * (x W) == x (W * g) with W stored [in, out]: scale the output columns;
+      // g * (x W + b) == x (W * g) + b * g: a family's output bias scales too.
+      if (suffix === BLOCK.o || suffix === BLOCK.oBias) return model.param(layerPrefix(layer) + BLOCK.attnGate);
+      if (suffix === BLOCK.down || suffix === BLOCK.downBias) return model.param(layerPrefix(layer) + BLOCK.mlpGate);
     }
-  }
-  const out: NamedValues[] = [];
+    return null;
+  };
+  const out: CheckpointTensor[] = [];
   for (const [name, variable] of model.params) {
     if (fold && (name.endsWith(BLOCK.attnGate) || name.endsWith(BLOCK.mlpGate))) continue;
-    const source = folded.get(name);
+    const folded = () => {
+      const factor = foldFactor(name);
+      return factor === null ? variable : tf.mul(variable, factor);
+    };
     if (isLinear(name)) {
       const [inDim, outDim] = variable.shape as [number, number];
-      const values = tidyValues(() => tf.transpose(source ? tf.tensor2d(source, [inDim, outDim]) : variable)) as Float32Array;
-      out.push({ name, shape: [outDim, inDim], values });
+      out.push({ name, shape: [outDim, inDim], values: () => tidyValues(() => tf.transpose(folded())) as Float32Array });
     } else {
-      out.push({ name, shape: variable.shape, values: source ?? (variable.dataSync() as Float32Array) });
+      out.push({ name, shape: [...variable.shape], values: () => (foldFactor(name) === null ? (variable.dataSync() as Float32Array) : (tidyValues(folded) as Float32Array)) });
     }
   }
   return out;
 }
 
+function assertFoldable(model: LlamaModel): void {
+  if (!model.scheme.foldable) {
+    throw new Error(
+      `cannot fold norm scheme '${model.scheme.name}' into a plain LLaMA: its blocks scale the residual or normalise after it; save without fold (deepen will load it)`,
+    );
+  }
+}
+
+/** The config.json of a model folded into a plain Pre-LN LLaMA (see checkpointTensors). */
+export function foldedConfig(model: LlamaModel): LlamaConfig {
+  assertFoldable(model);
+  return { ...model.config, deepen: { norm_scheme: 'pre', folded_from: model.scheme.name, stock_runtime_compatible: true } };
+}
+
 function savedConfig(model: LlamaModel, fold: boolean, dtype: StorageDtype): Record<string, unknown> {
   const config = model.config;
-  if (fold) {
-    if (!model.scheme.foldable) {
-      throw new Error(
-        `cannot fold norm scheme '${model.scheme.name}' into a plain LLaMA: its blocks scale the residual or normalise after it; save without fold (deepen will load it)`,
-      );
-    }
-    return configToJson({ ...config, deepen: { norm_scheme: 'pre', folded_from: model.scheme.name, stock_runtime_compatible: true } }, dtype);
-  }
+  if (fold) return configToJson(foldedConfig(model), dtype);
   const plain = isPlainLlama(model);
   return configToJson({
     ...config,
@@ -128,7 +144,7 @@ export async function saveCheckpoint(model: LlamaModel, dir: string, options: Sa
   const maxShard = options.maxShardBytes ?? 2 * 1024 ** 3;
   const fold = options.fold ?? false;
   const config = savedConfig(model, fold, dtype);
-  const tensors: TensorToWrite[] = checkpointTensors(model, fold).map((t) => ({ name: t.name, dtype, shape: t.shape, bytes: encodeFloat32(t.values, dtype) }));
+  const tensors: TensorToWrite[] = checkpointTensors(model, { fold }).map((t) => ({ name: t.name, dtype, shape: t.shape, bytes: encodeFloat32(t.values(), dtype) }));
 
   const shards: TensorToWrite[][] = [];
   let current: TensorToWrite[] = [];

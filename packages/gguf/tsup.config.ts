@@ -1,0 +1,3 @@
+import { deepenTsup } from '@deepen/tooling/tsup';
+
+export default deepenTsup();

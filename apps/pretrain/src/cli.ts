@@ -2,6 +2,7 @@
 import { CorpusError } from '@deepen/data';
 import { analyzeCommand } from './commands/analyze.js';
 import { compareCommand } from './commands/compare.js';
+import { exportCommand } from './commands/export.js';
 import { evalCommand, generateCommand, infoCommand } from './commands/inspect.js';
 import { pruneCommand } from './commands/prune.js';
 import { publishCommand } from './commands/publish.js';
@@ -15,6 +16,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; summa
   generate: { run: generateCommand, summary: 'continue a prompt with a checkpoint' },
   analyze: { run: analyzeCommand, summary: 'measure how much each layer contributes, for one or more checkpoints' },
   prune: { run: pruneCommand, summary: 'remove layers (by index, Block Influence or angular distance) and optionally heal' },
+  export: { run: exportCommand, summary: 'write a checkpoint as GGUF (llama.cpp, Ollama, LM Studio) or as a folded Hugging Face checkpoint' },
   publish: { run: publishCommand, summary: 'publish a checkpoint to the Hugging Face Hub with a generated model card' },
   info: { run: infoCommand, summary: 'config, parameter count, FLOPs per token and engine' },
 };

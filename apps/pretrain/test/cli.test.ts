@@ -70,7 +70,7 @@ describe('pretrain flag errors name the flag and exit 2', () => {
   }
 
   it('prints help for every command', () => {
-    for (const command of ['train', 'compare', 'eval', 'generate', 'info', 'analyze', 'prune', 'publish']) {
+    for (const command of ['train', 'compare', 'eval', 'generate', 'info', 'analyze', 'prune', 'export', 'publish']) {
       const r = run([command, '--help']);
       expect(r.code, command).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`Usage:\\n  pretrain ${command}`));

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import type { StorageDtype } from '@deepen/core';
-import { BLOCK, EMBED, inverseFrequencies, isLinear, LlamaModel, LM_HEAD, makeConfig, saveCheckpoint, type LlamaConfig, type RopeScaling } from '@deepen/models';
+import { encodeFloat32, type StorageDtype, type TensorToWrite } from '@deepen/core';
+import { BLOCK, configToJson, EMBED, inverseFrequencies, isLinear, LlamaModel, LM_HEAD, makeConfig, modelTensorShapes, writeCheckpoint, type LlamaConfig, type RopeScaling } from '@deepen/models';
 import { GgufError, metaValue, readableType, readGguf, readTensorBytes, type GgufFile, type TensorTypeName } from './format.js';
-import { FAMILY_OF_ARCH, hfName, permuteRotaryRows } from './names.js';
+import { FAMILY_OF_ARCH, ggufName, hfName, permuteRotaryRows } from './names.js';
 import { decodeTensor } from './quant.js';
 import { tokenizerFromGguf, type ImportedTokenizer } from './tokenizer.js';
 
@@ -183,17 +183,27 @@ export function modelFromGguf(imported: GgufModel, source: string): LlamaModel {
 /**
  * Imports a GGUF file as a deepen checkpoint folder (config.json, safetensors in the dtype
  * that keeps the values exact, tokenizer.json and tokenizer_config.json), published
- * atomically at `dir`.
+ * atomically at `dir`. Needs no tensor engine: the weights go from the file's bytes to the
+ * folder's, checked against the shapes the config implies.
  */
 export async function importGguf(path: string, dir: string): Promise<GgufModel> {
   const imported = readGgufModel(path);
-  const model = modelFromGguf(imported, path);
-  try {
-    await saveCheckpoint(model, dir, { dtype: imported.exactDtype, files: imported.tokenizer.files });
-  } finally {
-    model.dispose();
+  const { config, exactDtype: dtype } = imported;
+  const expected = new Map(modelTensorShapes(config));
+  const tensors: TensorToWrite[] = [];
+  for (const [name, t] of imported.tensors) {
+    const want = expected.get(name);
+    if (!want) throw new GgufError(`${path}: tensor ${hfToGguf(name)} is not part of a ${config.num_hidden_layers}-layer ${config.model_type} model with this config`);
+    const stored = isLinear(name) ? [want[1], want[0]] : want;
+    if (t.shape.join(',') !== stored.join(',')) throw new GgufError(`${path}: tensor ${hfToGguf(name)} has shape [${[...t.shape].reverse()}] (ggml order), expected [${[...stored].reverse()}] from its metadata`);
+    tensors.push({ name, dtype, shape: t.shape, bytes: encodeFloat32(t.values, dtype) });
   }
+  const missing = [...expected.keys()].filter((n) => !imported.tensors.has(n));
+  if (missing.length > 0) throw new GgufError(`${path}: missing tensor${missing.length > 1 ? 's' : ''} ${missing.map(hfToGguf).join(', ')}`);
+  await writeCheckpoint(dir, configToJson(config, dtype), tensors, { files: imported.tokenizer.files });
   return imported;
 }
+
+const hfToGguf = (name: string) => ggufName(name) ?? name;
 
 export type { GgufFile };

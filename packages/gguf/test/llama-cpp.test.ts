@@ -2,8 +2,9 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@deepen/backend';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EMBED, generate } from '@deepen/models';
-import { decodeTensor, encodeTensor, exportGguf, readGgufModel, modelFromGguf, type GgufDtype } from '../src/index.js';
+import { Tokenizer } from '@deepen/data';
+import { EMBED, generate, loadCheckpoint, readCheckpointConfig } from '@deepen/models';
+import { decodeTensor, encodeTensor, exportGguf, importGguf, readGgufModel, modelFromGguf, type GgufDtype } from '../src/index.js';
 import { agreement, deepenScores, fixtureModel, tempDir, textTokens, tokenizer, trainedModel, type FixtureConfig } from './fixtures.js';
 import { llamaCpp, llamaCppGreedy, llamaCppScores, openInLlamaCpp } from './llama-cpp.js';
 
@@ -172,6 +173,16 @@ describe('the way back: a GGUF deepen wrote, opened in deepen', () => {
       if (dtype === 'f32') {
         expect(a.worstGap).toBeLessThan(1e-5);
         expect(a.top5Identical).toBe(1);
+        // As a checkpoint folder every command opens: config.json, safetensors, tokenizer.
+        const folder = join(dir, 'imported-f32');
+        await importGguf(path, folder);
+        const loaded = loadCheckpoint(folder);
+        expect(agreement(before, deepenScores(loaded, tokens)).worstGap).toBeLessThan(1e-5);
+        loaded.dispose();
+        const t = Tokenizer.fromDir(folder);
+        expect(t.encode('Call me Ishmael. <s>')).toEqual(tokenizer().encode('Call me Ishmael. <s>'));
+        expect(t.special.bos).toBe(tokenizer().special.bos);
+        expect(readCheckpointConfig(folder).deepen.imported_from).toMatchObject({ format: 'gguf', arch: 'llama' });
       } else {
         // Dequantized Q8_0 weights: deepen on them agrees with llama.cpp on the file.
         const run = await openInLlamaCpp(path, 1024);

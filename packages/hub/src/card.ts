@@ -65,6 +65,8 @@ export interface CardFacts {
   training: TrainingHistory | null;
   pruning: PruneFacts | null;
   analysis: AnalysisResult | null;
+  /** GGUF files published beside the safetensors (for llama.cpp, Ollama, LM Studio). */
+  gguf?: Array<{ path: string; dtype: string; bytes: number }>;
 }
 
 interface DeepenBlock {
@@ -314,6 +316,27 @@ function usage(facts: CardFacts, stock: boolean, prompt: string): string {
   ].join('\n');
 }
 
+/** How to run the published GGUF files, one per precision. */
+function ggufSection(facts: CardFacts, prompt: string): string {
+  const files = facts.gguf ?? [];
+  const first = files[0] as { path: string; dtype: string };
+  const tag = (dtype: string) => dtype.toUpperCase();
+  return [
+    'The same model as GGUF files, written by deepen (norm scheme folded, q/k rows in llama.cpp\'s rotary layout):',
+    '',
+    '| file | precision | size |',
+    '| --- | --- | ---: |',
+    ...files.map((f) => `| \`${f.path}\` | ${tag(f.dtype)} | ${formatBytes(f.bytes)} |`),
+    '',
+    '```sh',
+    `llama-cli -hf ${facts.repo}:${tag(first.dtype)} -p ${JSON.stringify(prompt)}`,
+    `ollama run hf.co/${facts.repo}:${tag(first.dtype)}`,
+    '```',
+    '',
+    'LM Studio finds the files when you search for the repository. Q8_0 stores matrices in 8-bit blocks of 32 (rows of other lengths stay F16); norms and biases are F32. llama.cpp\'s byte-level BPE detokenizer removes spaces before punctuation, so its decoded text can differ from the tokens\' exact text.',
+  ].join('\n');
+}
+
 const FAMILY_NAMES: Record<string, string> = { llama: 'LLaMA-style', mistral: 'Mistral-style', qwen2: 'Qwen2-style', qwen3: 'Qwen3-style' };
 
 /** The model card (README.md) for a checkpoint: Hub front matter, then what the model is and how to use it. */
@@ -327,6 +350,7 @@ export function modelCard(facts: CardFacts, options: ModelCardOptions = {}): str
     ...(lns ? ['layernorm-scaling'] : []),
     ...(folded ? ['folded'] : []),
     ...(facts.pruning ? ['pruned'] : []),
+    ...(facts.gguf && facts.gguf.length > 0 ? ['gguf'] : []),
     ...(options.tags ?? []),
   ];
   const baseModel = options.baseModel ?? hubSource(facts.pruning);
@@ -361,6 +385,7 @@ export function modelCard(facts: CardFacts, options: ModelCardOptions = {}): str
   if (facts.pruning) sections.push('', '## Pruning', '', pruningSection(facts.pruning));
   sections.push('', '## Depth diagnostics', '', diagnostics(facts));
   sections.push('', '## How to use', '', usage(facts, stockCompatible, prompt));
+  if (facts.gguf && facts.gguf.length > 0) sections.push('', '## GGUF (llama.cpp, Ollama, LM Studio)', '', ggufSection(facts, prompt));
   sections.push(
     '',
     '## Limitations',

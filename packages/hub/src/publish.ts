@@ -48,6 +48,8 @@ export interface PublishOptions {
   weightsDir?: string;
   /** An analyze report (folder or report.json) whose entry for this checkpoint goes on the card. */
   report?: string;
+  /** GGUF files to publish beside the safetensors (`path` in the repository, `source` on disk), listed on the card with how to run them. */
+  gguf?: Array<{ path: string; source: string; dtype: string }>;
   card?: ModelCardOptions;
   /** Write the exact upload into this folder instead of uploading (it must be absent or empty). */
   dryRun?: string;
@@ -122,7 +124,7 @@ function tokenizerConfig(tokenizerPath: string, config: Record<string, unknown>)
  * weights and tokenizer (never optimizer or trainer state) and a generated model card.
  * Problems with the checkpoint (missing files, truncated weights) are found here.
  */
-export function planPublish(path: string, options: Pick<PublishOptions, 'repo' | 'revision' | 'weightsDir' | 'report' | 'card'>): PublishPlan {
+export function planPublish(path: string, options: Pick<PublishOptions, 'repo' | 'revision' | 'weightsDir' | 'report' | 'card' | 'gguf'>): PublishPlan {
   validateRepoId(options.repo);
   const location = locateCheckpoint(path);
   const weightsDir = options.weightsDir ? resolve(options.weightsDir) : location.dir;
@@ -148,6 +150,12 @@ export function planPublish(path: string, options: Pick<PublishOptions, 'repo' |
   if (weights.index) add(weightsDir, weights.index);
   const summaries = weights.files.map((f) => summarizeSafetensors(join(weightsDir, f)));
   for (const f of weights.files) add(weightsDir, f);
+  const gguf = (options.gguf ?? []).map((g) => {
+    if (!/^[\w.-]+\.gguf$/.test(g.path)) throw new Error(`GGUF file name ${JSON.stringify(g.path)} must be a plain file name ending in .gguf`);
+    const size = statSync(g.source).size;
+    files.push({ path: g.path, size, source: g.source, content: null });
+    return { path: g.path, dtype: g.dtype, bytes: size };
+  });
 
   const card = modelCard(
     {
@@ -164,6 +172,7 @@ export function planPublish(path: string, options: Pick<PublishOptions, 'repo' |
       training: readTrainingHistory(location),
       pruning: pruneFacts(location.dir, sourceConfig),
       analysis: options.report ? analysisEntryFor(options.report, location.dir) : null,
+      ...(gguf.length > 0 ? { gguf } : {}),
     },
     options.card,
   );

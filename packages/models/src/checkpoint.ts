@@ -141,11 +141,20 @@ function savedConfig(model: LlamaModel, fold: boolean, dtype: StorageDtype): Rec
  */
 export async function saveCheckpoint(model: LlamaModel, dir: string, options: SaveOptions = {}): Promise<void> {
   const dtype = options.dtype ?? 'F32';
-  const maxShard = options.maxShardBytes ?? 2 * 1024 ** 3;
   const fold = options.fold ?? false;
   const config = savedConfig(model, fold, dtype);
   const tensors: TensorToWrite[] = checkpointTensors(model, { fold }).map((t) => ({ name: t.name, dtype, shape: t.shape, bytes: encodeFloat32(t.values(), dtype) }));
+  await writeCheckpoint(dir, config, tensors, options);
+}
 
+/**
+ * Writes a checkpoint folder from a config.json object and tensors already in checkpoint
+ * layout (what saveCheckpoint does for a model, and an importer for weights from elsewhere):
+ * config.json, generation_config.json (from the config's token ids), model.safetensors or
+ * shards with their index, and `options.files`; published atomically at `dir`.
+ */
+export async function writeCheckpoint(dir: string, config: Record<string, unknown>, tensors: TensorToWrite[], options: Pick<SaveOptions, 'maxShardBytes' | 'files'> = {}): Promise<void> {
+  const maxShard = options.maxShardBytes ?? 2 * 1024 ** 3;
   const shards: TensorToWrite[][] = [];
   let current: TensorToWrite[] = [];
   let currentBytes = 0;
@@ -163,8 +172,8 @@ export async function saveCheckpoint(model: LlamaModel, dir: string, options: Sa
   await writeDirDurable(dir, (tmp) => {
     const write = (file: string, data: FileData) => writeFileChunks(join(tmp, file), data);
     write(CONFIG_FILE, `${JSON.stringify(config, null, 2)}\n`);
-    const c = model.config;
-    write(GENERATION_CONFIG_FILE, `${JSON.stringify({ bos_token_id: c.bos_token_id, eos_token_id: c.eos_token_id, pad_token_id: c.pad_token_id }, null, 2)}\n`);
+    const generation = { bos_token_id: config.bos_token_id ?? null, eos_token_id: config.eos_token_id ?? null, pad_token_id: config.pad_token_id ?? null };
+    write(GENERATION_CONFIG_FILE, `${JSON.stringify(generation, null, 2)}\n`);
     const metadata = { format: 'pt' };
     if (shards.length === 1) {
       write(WEIGHTS_FILE, serializeSafetensors(shards[0] as TensorToWrite[], metadata));

@@ -12,5 +12,5 @@ export type { GenerateOptions, GenerateResult } from './generate.js';
 export { ropeTables, rotateHalf, applyRope, inverseFrequencies, parseRopeScaling, RotaryTable, ROPE_TYPES } from './rope.js';
 export type { RopeScaling } from './rope.js';
 export { EMBED, FINAL_NORM, LM_HEAD, BLOCK, layerPrefix, isLinear } from './names.js';
-export { saveCheckpoint, loadCheckpoint, readCheckpointConfig, layerDepths, checkpointTensors, foldedConfig } from './checkpoint.js';
+export { saveCheckpoint, writeCheckpoint, loadCheckpoint, readCheckpointConfig, layerDepths, checkpointTensors, foldedConfig } from './checkpoint.js';
 export type { SaveOptions, CheckpointTensor } from './checkpoint.js';

@@ -5,6 +5,9 @@ import { formatBytes, publish, publishToken, validateRepoId, type PublishProgres
 import { locateCheckpoint, summarizeSafetensors, weightFiles, type StorageDtype } from '@deepen/core';
 import { loadCheckpoint, readCheckpointConfig, saveCheckpoint, schemeOf, type LlamaConfig } from '@deepen/models';
 import { knownSchemeParts } from '@deepen/norms';
+import { exportGguf, GGUF_DTYPES, GgufError, isGgufPath, type GgufDtype } from '@deepen/gguf';
+import { Tokenizer } from '@deepen/data';
+import { checkpointDir } from '../checkpoints.js';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../flags.js';
 import { asFlagError, ENGINE_FLAGS, startEngine } from '../setup.js';
 
@@ -22,12 +25,13 @@ const FLAGS: Record<string, FlagSpec> = {
   'base-model': { type: 'string', value: 'OWNER/NAME', description: 'the Hub model this one derives from (default: the hf: source of a pruned checkpoint)' },
   report: { type: 'string', value: 'PATH', description: "a pretrain analyze report (folder or report.json) covering this checkpoint, for the card's depth diagnostics" },
   'no-fold': { type: 'bool', description: "publish LNS / LayerScale / SkipInit weights as deepen stores them instead of folded into a plain LLaMA (then only deepen reproduces the model)" },
+  gguf: { type: 'list', value: 'TYPES', description: `also publish GGUF files for llama.cpp / Ollama / LM Studio, one per precision: ${GGUF_DTYPES.join(', ')} (e.g. f16,q8_0); listed on the model card` },
   ...ENGINE_FLAGS,
 };
 
 const HELP = helpText(
-  'pretrain publish RUN_DIR --repo OWNER/NAME [--private] [--dry-run] [options]',
-  'Publish a checkpoint (a run folder means its newest one) to the Hugging Face Hub: config.json, safetensors weights, tokenizer and a generated model card. Optimizer and trainer state stay local. Schemes that fold (lns, layerscale, skipinit) are published as a plain Pre-LN LLaMA that transformers loads.',
+  'pretrain publish RUN_DIR --repo OWNER/NAME [--private] [--dry-run] [--gguf f16,q8_0] [options]',
+  'Publish a checkpoint (a run folder means its newest one, a .gguf file is imported first) to the Hugging Face Hub: config.json, safetensors weights, tokenizer and a generated model card, and with --gguf the same model as GGUF files. Optimizer and trainer state stay local. Schemes that fold (lns, layerscale, skipinit) are published as a plain Pre-LN LLaMA that transformers loads.',
   FLAGS,
 );
 
@@ -70,10 +74,14 @@ export async function publishCommand(argv: string[]): Promise<number> {
   const repo = String(values.repo);
   const outDir = resolve(values.out === undefined ? join('runs', `publish-${repo.split('/')[1]}-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-')}`) : String(values.out));
   if (dryRun && existsSync(outDir) && readdirSync(outDir).length > 0) throw new UsageError(`--out ${outDir} already holds files; choose another --out`);
+  const ggufTypes = ((values.gguf as string[] | undefined) ?? []).map((t) => t.toLowerCase());
+  for (const t of ggufTypes) if (!(GGUF_DTYPES as readonly string[]).includes(t)) throw new UsageError(`--gguf: '${t}' is not a GGUF precision deepen writes (${GGUF_DTYPES.join(', ')})`);
+  if (new Set(ggufTypes).size !== ggufTypes.length) throw new UsageError(`--gguf lists a precision twice: ${ggufTypes.join(',')}`);
   let location;
   try {
-    location = locateCheckpoint(positionals[0]);
+    location = locateCheckpoint(isGgufPath(positionals[0]) ? await checkpointDir(positionals[0]) : positionals[0]);
   } catch (error) {
+    if (error instanceof UsageError) throw error;
     throw new UsageError((error as Error).message);
   }
   // Find a missing or malformed token before minutes of folding, never echoing it.
@@ -93,6 +101,7 @@ export async function publishCommand(argv: string[]): Promise<number> {
     throw new UsageError((error as Error).message);
   }
   const scheme = schemeOf(config);
+  if (ggufTypes.length > 0 && !scheme.foldable) throw new UsageError(`--gguf: norm scheme '${scheme.name}' has no plain Pre-LN equivalent, so llama.cpp cannot run it`);
   const fold = config.deepen.stock_runtime_compatible !== true && scheme.foldable && values['no-fold'] !== true;
   let staging: string | null = null;
   try {
@@ -115,6 +124,31 @@ export async function publishCommand(argv: string[]): Promise<number> {
     } else if (config.deepen.stock_runtime_compatible !== true && !scheme.foldable) {
       log(`'${scheme.name}' has no Pre-LN equivalent: the weights go up as deepen stores them, and only deepen reproduces the model`);
     }
+    const gguf: Array<{ path: string; source: string; dtype: string }> = [];
+    if (ggufTypes.length > 0) {
+      if (!fold) await startEngine(values, log);
+      staging ??= mkdtempSync(join(tmpdir(), 'deepen-publish-'));
+      const model = loadCheckpoint(location.dir);
+      try {
+        const tokenizer = Tokenizer.fromDir(location.dir);
+        const base = repo.split('/')[1] as string;
+        for (const dtype of ggufTypes) {
+          const file = `${base}-${dtype.toUpperCase()}.gguf`;
+          const source = join(staging, file);
+          try {
+            const result = await exportGguf(model, tokenizer, source, { dtype: dtype as GgufDtype, name: base });
+            for (const w of result.warnings) log(`note: ${w}`);
+          } catch (error) {
+            if (error instanceof GgufError) throw new UsageError(`--gguf ${dtype}: ${error.message}`);
+            throw error;
+          }
+          gguf.push({ path: file, source, dtype });
+          log(`wrote ${file} for llama.cpp`);
+        }
+      } finally {
+        model.dispose();
+      }
+    }
     const where = relative(process.cwd(), location.dir) || '.';
     log(`${dryRun ? 'dry run: would publish' : 'publishing'} ${where} to ${repo}${values.revision !== undefined ? `@${values.revision}` : ''}${token ? ` (token from ${token.source})` : ''}`);
     const schemeDescription = describeScheme(scheme.name);
@@ -127,6 +161,7 @@ export async function publishCommand(argv: string[]): Promise<number> {
       ...(values['hub-url'] !== undefined ? { hubUrl: String(values['hub-url']) } : {}),
       ...(weightsDir ? { weightsDir } : {}),
       ...(values.report !== undefined ? { report: String(values.report) } : {}),
+      ...(gguf.length > 0 ? { gguf } : {}),
       ...(dryRun ? { dryRun: outDir } : {}),
       card: {
         license: String(values.license),

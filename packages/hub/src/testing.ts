@@ -274,8 +274,10 @@ export class FakeHub {
     }
     if ((m = /^\/api\/models\/([^/]+\/[^/]+)\/preupload\/(.+)$/.exec(path)) && method === 'POST') {
       this.commitAt(this.writable(req, m[1]!), m[2]!);
-      const { files } = JSON.parse(body.toString()) as { files: Array<{ path: string; size: number }> };
-      return json(200, { files: files.map((f) => ({ path: f.path, uploadMode: f.path.endsWith('.safetensors') || f.size > 10 * 1024 * 1024 ? 'lfs' : 'regular', shouldIgnore: false })) });
+      const { files } = JSON.parse(body.toString()) as { files: Array<{ path: string; size: number; sample?: string }> };
+      // As the Hub decides: a large file, or one whose first bytes are binary (a NUL), goes through LFS.
+      const binary = (sample?: string) => sample !== undefined && Buffer.from(sample, 'base64').includes(0);
+      return json(200, { files: files.map((f) => ({ path: f.path, uploadMode: f.path.endsWith('.safetensors') || f.size > 10 * 1024 * 1024 || binary(f.sample) ? 'lfs' : 'regular', shouldIgnore: false })) });
     }
     if ((m = /^\/([^/]+\/[^/]+)\.git\/info\/lfs\/objects\/batch$/.exec(path)) && method === 'POST') {
       const repoId = this.writable(req, m[1]!).id;

@@ -98,6 +98,21 @@ describe('publish', () => {
     expect(hub.files('alice/tiny-lns').has('model.safetensors')).toBe(false); // main is untouched
   });
 
+  it('publishes GGUF files beside the safetensors, through the LFS path, and lists them on the card', async () => {
+    const gguf = join(root, 'tiny-lns-Q8_0.gguf');
+    writeFileSync(gguf, Buffer.concat([Buffer.from('GGUF'), Buffer.from([3, 0, 0, 0]), Buffer.alloc(40_000, 7)])); // binary from its version field on
+    const { result } = await publishLogged(run.checkpoint, { repo: 'alice/tiny-gguf', gguf: [{ path: 'tiny-lns-Q8_0.gguf', source: gguf, dtype: 'q8_0' }] });
+    const files = hub.files('alice/tiny-gguf');
+    expect(files.get('tiny-lns-Q8_0.gguf')!.equals(readFileSync(gguf))).toBe(true);
+    expect(hub.lfsFiles('alice/tiny-gguf')).toContain('tiny-lns-Q8_0.gguf');
+    const card = files.get('README.md')!.toString();
+    expect(card).toContain('## GGUF (llama.cpp, Ollama, LM Studio)');
+    expect(card).toContain('| `tiny-lns-Q8_0.gguf` | Q8_0 | 39.1 KiB |');
+    expect(card).toContain('ollama run hf.co/alice/tiny-gguf:Q8_0');
+    expect(result.files.map((f) => f.path)).toContain('tiny-lns-Q8_0.gguf');
+    expect(() => planPublish(run.checkpoint, { repo: 'alice/x', gguf: [{ path: '../escape.gguf', source: gguf, dtype: 'f16' }] })).toThrow('GGUF file name "../escape.gguf" must be a plain file name ending in .gguf');
+  });
+
   it('a dry run writes exactly the folder that would be uploaded, without a token or a request', async () => {
     const out = join(root, 'dry-run');
     const before = hub.requests.length;

@@ -117,7 +117,7 @@ describe('half precision and Q8_0 on a trained model', () => {
     }
   }
 
-  it('Q8_0: top-1 agreement >= 95%, mean loss within 5e-3', async () => {
+  it('Q8_0: top-1 agreement >= 95%, mean loss within 5e-3 (measured 98.6%, 1.0e-3)', async () => {
     const model = await trainedModel();
     const path = join(dir, 'trained-q8_0.gguf');
     await exportGguf(model, tokenizer(), path, { dtype: 'q8_0' });
@@ -126,7 +126,7 @@ describe('half precision and Q8_0 on a trained model', () => {
     expect(a.meanLossGap).toBeLessThan(5e-3);
   });
 
-  it('F16 and BF16 files hold exactly the rounded weights: an F32 file of those weights agrees with deepen to 1e-3', async () => {
+  it('F16: worst gap <= 5e-3; F16 and BF16 files hold exactly the rounded weights (an F32 file of those agrees with deepen to 1e-3)', async () => {
     const model = await trainedModel();
     for (const dtype of ['f16', 'bf16'] as const) {
       const path = join(dir, `trained-${dtype}.gguf`);
@@ -146,9 +146,10 @@ describe('half precision and Q8_0 on a trained model', () => {
 
       // The file itself in llama.cpp: its matrix products also round the activations to
       // F16 / BF16, which is where the rest of the gap comes from.
+      // Measured: F16 worst 1.8e-3, BF16 worst 1.7e-2 (BF16 keeps 8 bits of mantissa to F16's 11).
       const a = agreement(deepenScores(model, tokens()), await scoreFile(path, tokens()));
+      expect(a.worstGap, dtype).toBeLessThanOrEqual(dtype === 'f16' ? 5e-3 : 5e-2);
       expect(a.meanLossGap, dtype).toBeLessThan(dtype === 'f16' ? 5e-4 : 2e-3);
-      expect(a.worstGap, dtype).toBeLessThan(dtype === 'f16' ? 1.5e-2 : 1e-1);
       expect(a.top1, dtype).toBeGreaterThanOrEqual(0.99);
       rounded.dispose();
     }

@@ -4,7 +4,7 @@ import { initBackend } from '@deepen/backend';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tokenizer } from '@deepen/data';
 import { EMBED, generate, loadCheckpoint, readCheckpointConfig } from '@deepen/models';
-import { decodeTensor, encodeTensor, exportGguf, importGguf, readGgufModel, modelFromGguf, type GgufDtype } from '../src/index.js';
+import { decodeTensor, encodeTensor, exportGguf, importGguf, readGguf, readGgufModel, modelFromGguf, type GgufDtype } from '../src/index.js';
 import { agreement, deepenScores, fixtureModel, tempDir, textTokens, tokenizer, trainedModel, type FixtureConfig } from './fixtures.js';
 import { llamaCpp, llamaCppGreedy, llamaCppScores, openInLlamaCpp } from './llama-cpp.js';
 
@@ -78,6 +78,37 @@ describe('llama.cpp computes what deepen computes', () => {
     expect(wrong.agreement.worstGap).toBeGreaterThan(0.05);
     expect(wrong.agreement.top5Identical).toBeLessThan(0.9);
     wrong.model.dispose();
+  });
+
+  it("llama.cpp's default context (F16 KV cache, flash attention) adds rounding of its own: why the comparisons turn it off", async () => {
+    const model = fixtureModel(SHAPES.GQA as FixtureConfig);
+    const path = join(dir, 'defaults.gguf');
+    await exportGguf(model, tokenizer(), path);
+    const tokens = textTokens(POSITIONS + 1);
+    const ours = deepenScores(model, tokens);
+    const gap = async (defaults: boolean) => {
+      const run = await openInLlamaCpp(path, 1024, { defaults });
+      try {
+        return agreement(ours, await llamaCppScores(run, tokens)).worstGap;
+      } finally {
+        await run.dispose();
+      }
+    };
+    const exact = await gap(false);
+    const defaults = await gap(true);
+    expect(exact).toBeLessThanOrEqual(1e-3);
+    expect(defaults).toBeGreaterThan(10 * exact);
+    model.dispose();
+  });
+
+  it('tied embeddings: no output.weight in the file (llama.cpp reuses token_embd.weight)', async () => {
+    const model = fixtureModel({ tie_word_embeddings: true });
+    const path = join(dir, 'tied-names.gguf');
+    await exportGguf(model, tokenizer(), path);
+    const names = readGguf(path).tensors.map((t) => t.name);
+    expect(names).toContain('token_embd.weight');
+    expect(names).not.toContain('output.weight');
+    model.dispose();
   });
 
   it('every fold: LayerScale and SkipInit gates fold into o_proj / down_proj, LNS into the norms', async () => {

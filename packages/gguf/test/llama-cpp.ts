@@ -19,16 +19,11 @@ export interface LlamaCppRun {
   dispose(): Promise<void>;
 }
 
-export async function openInLlamaCpp(path: string, contextSize: number): Promise<LlamaCppRun> {
+/** `defaults`: llama.cpp's own context settings (F16 KV cache, flash attention where it chooses), to show what they cost. */
+export async function openInLlamaCpp(path: string, contextSize: number, options: { defaults?: boolean } = {}): Promise<LlamaCppRun> {
   const model = await (await llamaCpp()).loadModel({ modelPath: path, gpuLayers: 0 });
-  const context = await model.createContext({
-    contextSize,
-    batchSize: contextSize,
-    flashAttention: false,
-    experimentalKvCacheKeyType: 'F32',
-    experimentalKvCacheValueType: 'F32',
-    threads: 2,
-  });
+  const exact = options.defaults ? {} : { flashAttention: false, experimentalKvCacheKeyType: 'F32' as const, experimentalKvCacheValueType: 'F32' as const };
+  const context = await model.createContext({ contextSize, batchSize: contextSize, threads: 2, ...exact });
   return {
     model,
     context,

@@ -4,7 +4,7 @@ import { initBackend } from '@deepen/backend';
 import { Tokenizer } from '@deepen/data';
 import { LlamaModel, makeConfig } from '@deepen/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportGguf, metaValue, readGguf, readGgufModel, TOKEN_TYPE } from '../src/index.js';
+import { exportGguf, metaValue, readGguf, readGgufModel, readTensorBytes, str, TOKEN_TYPE, writeGguf } from '../src/index.js';
 import { tempDir, tokenizer as fixtureTokenizer } from './fixtures.js';
 import { llamaCpp, openInLlamaCpp } from './llama-cpp.js';
 
@@ -84,6 +84,28 @@ describe('llama.cpp tokenizes as deepen does', () => {
       }
     });
   }
+
+  it("tokenizer.ggml.pre must be gpt-2 for deepen's tokenizer: llama.cpp's 'default' splits differently", async () => {
+    const tokenizer = fixtureTokenizer();
+    const path = await exported('pre-gpt2', tokenizer);
+    const source = readGguf(path);
+    const other = join(dir, 'pre-default.gguf');
+    await writeGguf(
+      other,
+      [...source.metadata].map(([k, v]) => (k === 'tokenizer.ggml.pre' ? [k, str('default')] : [k, v])),
+      source.tensors.map((t) => ({ name: t.name, dims: t.dims, type: t.typeName as 'F32', data: () => readTensorBytes(source, t) })),
+    );
+    const text = "It's 1234 o'clock   here!\n\nDON'T";
+    const gpt2 = await openInLlamaCpp(path, 256);
+    const fallback = await openInLlamaCpp(other, 256);
+    try {
+      expect(gpt2.model.tokenize(text, true)).toEqual(tokenizer.encode(text));
+      expect(fallback.model.tokenize(text, true)).not.toEqual(tokenizer.encode(text));
+    } finally {
+      await gpt2.dispose();
+      await fallback.dispose();
+    }
+  });
 
   it('embedding rows beyond the vocabulary become unused [PAD<id>] tokens', async () => {
     const tokenizer = fixtureTokenizer();

@@ -56,6 +56,12 @@ export interface TrainOptions {
   keepLast?: number;
   /** Extra files for every checkpoint (e.g. tokenizer.json). */
   files?: Record<string, string>;
+  /**
+   * Called before each checkpoint is written, once every event up to its step has been
+   * emitted: a caller that keeps its own record of the events (a service's job journal) makes
+   * that record durable here, so that no checkpoint a resume starts from is ahead of it.
+   */
+  beforeCheckpoint?: (step: number) => void;
   /** Stored in run.json and each checkpoint's trainer_state.json (e.g. the CLI flags). */
   runConfig?: Record<string, unknown>;
   /** The engine report (@deepen/backend's initBackend result), stored in run.json. */
@@ -88,7 +94,7 @@ export class Trainer extends Emitter<TrainerEvents> {
   /** The checkpoint a resumed run started from: its latest checkpoint until it writes one. */
   private readonly resumeDir: string | null = null;
   private readonly flopsPerToken: number;
-  private readonly opts: Required<Omit<TrainOptions, 'outDir' | 'files' | 'runConfig' | 'engine'>> & Pick<TrainOptions, 'outDir' | 'files' | 'runConfig' | 'engine'>;
+  private readonly opts: Required<Omit<TrainOptions, 'outDir' | 'files' | 'runConfig' | 'engine' | 'beforeCheckpoint'>> & Pick<TrainOptions, 'outDir' | 'files' | 'runConfig' | 'engine' | 'beforeCheckpoint'>;
   private readonly model: LlamaModel;
   private readonly train: BatchIterator;
   private readonly validation: SequenceSource | null;
@@ -243,6 +249,7 @@ export class Trainer extends Emitter<TrainerEvents> {
     });
     // Every event up to this step is on disk before the checkpoint that a resume would start from exists.
     this.metrics?.sync();
+    this.opts.beforeCheckpoint?.(this.step);
     await saveCheckpoint(this.model, dir, {
       files: {
         ...(this.opts.files ?? {}),

@@ -185,6 +185,23 @@ describe('Trainer', () => {
     good.model.dispose();
   });
 
+  it('calls beforeCheckpoint after the events of a step and before its checkpoint exists', async () => {
+    const out = tmp();
+    const model = tinyModel('lns');
+    const seen: string[] = [];
+    const trainer = new Trainer(
+      { model, train: loader(sequences(), 4), validation: sequences('packed', 20, 9) },
+      { ...base, steps: 4, saveEvery: 2, evalEvery: 2, outDir: out, beforeCheckpoint: (step) => seen.push(`before ${step} ${existsSync(join(out, 'checkpoints', checkpointName(step)))}`) },
+    );
+    trainer.on('step', (e) => seen.push(`step ${e.step}`));
+    trainer.on('eval', (e) => seen.push(`eval ${e.step}`));
+    trainer.on('checkpoint', (e) => seen.push(`checkpoint ${e.step}`));
+    await trainer.run();
+    expect(seen).toEqual(['step 1', 'step 2', 'eval 2', 'before 2 false', 'checkpoint 2', 'step 3', 'step 4', 'eval 4', 'before 4 false', 'checkpoint 4']);
+    trainer.dispose();
+    model.dispose();
+  });
+
   it('keeps only the newest checkpoints, each a complete folder', async () => {
     const out = tmp();
     const model = tinyModel('lns');

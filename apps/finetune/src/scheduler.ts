@@ -6,18 +6,19 @@ import { writeFileDurable } from '@deepen/core';
 import type { BlobStore } from './blobs.js';
 import { conflict } from './errors.js';
 import { ID_PREFIX, newId, nowSeconds } from './ids.js';
+import { JOURNAL_FILE, readJournal } from './journal.js';
 import type { HubTokens } from './keys.js';
 import type { ModelRegistry } from './models.js';
 import { forkWorker, supervise } from './processes.js';
 import { Publisher } from './publisher.js';
-import type { CheckpointReport, TrainingCommand, TrainingMessage, TrainingSpec } from './worker/protocol.js';
-import { ACTIVE_STATUSES, type EventLevel, type EventRecord, type JobRecord, type Store } from './store/types.js';
+import type { CheckpointReport, JournaledMessage, TrainingCommand, TrainingMessage, TrainingSpec } from './worker/protocol.js';
+import { ACTIVE_STATUSES, JOB_STATUSES, type CheckpointRecord, type EventLevel, type EventRecord, type JobRecord, type JournaledEntry, type Store } from './store/types.js';
 
 export interface SchedulerOptions {
   store: Store;
   blobs: BlobStore;
   models: ModelRegistry;
-  /** Job folders: <jobsDir>/<job id>/{spec.json, worker.log, run/, model/}. */
+  /** Job folders: <jobsDir>/<job id>/{spec.json, events.jsonl, worker.log, run/, model/}. */
   jobsDir: string;
   /** The built training worker entry. */
   workerPath: string;
@@ -68,7 +69,38 @@ function isWorkerOf(pid: number, jobId: string): boolean {
   }
 }
 
-const metricsMessage = (m: Extract<TrainingMessage, { type: 'step' }>) => `Step ${m.step}/${m.totalSteps}: training loss=${m.loss.toFixed(4)}`;
+/** The event a journaled message becomes. */
+function eventOf(jobId: string, m: JournaledMessage): Omit<EventRecord, 'seq'> {
+  const event = (level: EventLevel, message: string, data: Record<string, unknown> | null, type: EventRecord['type'] = 'message') => ({
+    id: newId(ID_PREFIX.event),
+    jobId,
+    createdAt: m.time,
+    level,
+    type,
+    message,
+    data,
+  });
+  switch (m.type) {
+    case 'log':
+      return event(m.level, m.message, m.data ?? null);
+    case 'step':
+      return event(
+        'info',
+        `Step ${m.step}/${m.totalSteps}: training loss=${m.loss.toFixed(4)}`,
+        { step: m.step, total_steps: m.totalSteps, epoch: m.epoch, train_loss: m.loss, learning_rate: m.lr, tokens: m.tokens, tokens_per_second: m.tokensPerSecond },
+        'metrics',
+      );
+    case 'validation':
+      return event(
+        'info',
+        `Epoch ${m.epoch} (step ${m.step}): validation loss=${m.loss.toFixed(4)}, token accuracy=${m.accuracy.toFixed(4)}`,
+        { step: m.step, epoch: m.epoch, valid_loss: m.loss, valid_mean_token_accuracy: m.accuracy, tokens: m.tokens },
+        'metrics',
+      );
+    case 'checkpoint':
+      return event('info', `Checkpoint saved at step ${m.checkpoint.step} (epoch ${m.checkpoint.metrics.epoch}).`, { step: m.checkpoint.step });
+  }
+}
 
 /**
  * Runs fine-tuning jobs: validates their files, queues them, trains each in its own worker
@@ -147,7 +179,8 @@ export class Scheduler {
 
   /** Recovers from the previous run of the service, then starts queued jobs. */
   async start(): Promise<void> {
-    for (const job of await this.o.store.jobsWithStatus(['validating_files', 'queued', 'running', 'succeeded', 'failed', 'cancelled'])) {
+    const jobs = await this.o.store.jobsWithStatus(JOB_STATUSES);
+    for (const job of jobs) {
       if (job.workerPid === null) continue;
       // A worker of a service that was killed may still be finishing a step: stop it before
       // anyone else touches the job's checkpoints.
@@ -158,6 +191,9 @@ export class Scheduler {
       }
       await this.o.store.updateJob(job.id, [job.status], { workerPid: null });
     }
+    // A job that was running, or whose worker was still finishing, may have journaled more
+    // than the service received: record it before the job goes on (and its stream with it).
+    for (const job of jobs) if (job.status === 'running' || job.workerPid !== null) await this.replayJournal(job);
     for (const job of await this.o.store.jobsWithStatus(['running'])) {
       const requeued = await this.update(job, ['running'], { status: 'queued' });
       if (requeued) await this.event(job.id, 'warn', 'The service stopped while this job was running; it continues from its last checkpoint.');
@@ -238,6 +274,7 @@ export class Scheduler {
       hyperparameters: job.hyperparameters,
       seed: job.seed,
       runDir: join(dir, 'run'),
+      journal: join(dir, JOURNAL_FILE),
       modelDir: join(dir, 'model'),
       engine: this.o.engine,
     };
@@ -256,46 +293,51 @@ export class Scheduler {
     if (child.pid !== undefined) await this.o.store.updateJob(job.id, ['running', 'cancelled'], { workerPid: child.pid });
   }
 
+  private checkpointRecord(job: JobRecord, c: CheckpointReport, createdAt = nowSeconds()): CheckpointRecord {
+    return { id: newId(ID_PREFIX.checkpoint), jobId: job.id, step: c.step, createdAt, modelId: `${job.fineTunedModel}:ckpt-step-${c.step}`, dir: c.dir, metrics: c.metrics };
+  }
+
   private async recordCheckpoint(job: JobRecord, c: CheckpointReport): Promise<void> {
-    await this.o.store.putCheckpoint({
-      id: newId(ID_PREFIX.checkpoint),
-      jobId: job.id,
-      step: c.step,
-      createdAt: nowSeconds(),
-      modelId: `${job.fineTunedModel}:ckpt-step-${c.step}`,
-      dir: c.dir,
-      metrics: c.metrics,
-    });
+    await this.o.store.putCheckpoint(this.checkpointRecord(job, c));
+  }
+
+  /** Records journaled messages (received or replayed) that the job does not have yet; returns how many it did not. */
+  private async recordJournaled(job: JobRecord, messages: JournaledMessage[]): Promise<number> {
+    const entries: JournaledEntry[] = messages.map((m) => ({
+      key: m.key,
+      event: eventOf(job.id, m),
+      checkpoint: m.type === 'checkpoint' ? this.checkpointRecord(job, m.checkpoint, m.time) : null,
+    }));
+    const added = await this.o.store.addJournaled(entries);
+    if (added.length > 0) this.notify(job.id);
+    return added.length;
+  }
+
+  /**
+   * Records what a job's worker journaled but the service never received: it was killed, maybe
+   * after being stopped for a while as its worker trained on and saved checkpoints. Called
+   * once no worker of the job is left, before the job resumes from its newest checkpoint.
+   */
+  private async replayJournal(job: JobRecord): Promise<void> {
+    const path = join(this.jobDir(job.id), JOURNAL_FILE);
+    const messages = readJournal(path, (problem) => this.o.log(`warning: ${job.id}: ${problem}`));
+    let added = 0;
+    // In slices, so that a long job's journal never makes one huge transaction.
+    for (let i = 0; i < messages.length; i += 1000) added += await this.recordJournaled(job, messages.slice(i, i + 1000));
+    if (added > 0) this.o.log(`${job.id}: recorded ${added} event${added === 1 ? '' : 's'} from ${path} that the service had not received before it stopped`);
   }
 
   private async onMessage(worker: Worker, m: TrainingMessage): Promise<void> {
     const job = worker.job;
     switch (m.type) {
-      case 'log':
-        await this.event(job.id, m.level, m.message, m.data ?? null);
-        return;
       case 'step':
         worker.lastStep = m.step;
-        await this.event(
-          job.id,
-          'info',
-          metricsMessage(m),
-          { step: m.step, total_steps: m.totalSteps, epoch: m.epoch, train_loss: m.loss, learning_rate: m.lr, tokens: m.tokens, tokens_per_second: m.tokensPerSecond },
-          'metrics',
-        );
+        await this.recordJournaled(job, [m]);
         return;
+      case 'log':
       case 'validation':
-        await this.event(
-          job.id,
-          'info',
-          `Epoch ${m.epoch} (step ${m.step}): validation loss=${m.loss.toFixed(4)}, token accuracy=${m.accuracy.toFixed(4)}`,
-          { step: m.step, epoch: m.epoch, valid_loss: m.loss, valid_mean_token_accuracy: m.accuracy, tokens: m.tokens },
-          'metrics',
-        );
-        return;
       case 'checkpoint':
-        await this.recordCheckpoint(job, m.checkpoint);
-        await this.event(job.id, 'info', `Checkpoint saved at step ${m.checkpoint.step} (epoch ${m.checkpoint.metrics.epoch}).`, { step: m.checkpoint.step });
+        await this.recordJournaled(job, [m]);
         return;
       case 'checkpoints':
         for (const c of m.checkpoints) await this.recordCheckpoint(job, c);

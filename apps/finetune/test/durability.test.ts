@@ -29,7 +29,7 @@ afterAll(async () => {
   await service.stop();
 });
 
-/** Training loss per step; a step trained twice (before and after a crash) counts as last trained. */
+/** Training loss per step, as the events report it. */
 const lossesByStep = (events: Json[]) => {
   const losses = new Map<number, number>();
   for (const e of events) if (e.type === 'metrics' && e.data.train_loss !== undefined) losses.set(e.data.step, e.data.train_loss);
@@ -47,6 +47,15 @@ const workersOf = (jobId: string) =>
         return false;
       }
     });
+
+/** The step of the newest checkpoint a job's worker has saved on disk. */
+const newestCheckpoint = (jobId: string) =>
+  Math.max(
+    0,
+    ...readdirSync(join(dataDir, 'jobs', jobId, 'run', 'checkpoints'))
+      .filter((name) => /^step-\d+$/.test(name))
+      .map((name) => Number(name.slice('step-'.length))),
+  );
 
 describe('durability', () => {
   it('resumes a job after the service is killed with SIGKILL, with the loss curve of an uninterrupted run', async () => {
@@ -79,14 +88,47 @@ describe('durability', () => {
     const resumedAt = Number(/^Resuming from the checkpoint at step (\d+) of 120\.$/.exec(messages.find((m: string) => m.startsWith('Resuming'))!)![1]);
     expect(resumedAt).toBeGreaterThanOrEqual(6);
     expect(resumedAt).toBeLessThan(120);
-    // Exact resume: the same loss at every step as the job that was never interrupted.
+    // Exact resume: the same loss at every step as the job that was never interrupted, and
+    // one event per step (those trained again after the checkpoint are not reported twice).
     expect(lossesByStep(events)).toEqual(referenceLosses);
+    expect(events.filter((e) => e.type === 'metrics').map((e) => e.data.step)).toEqual(Array.from({ length: 120 }, (_, i) => i + 1));
     const checkpoints = JobCheckpointList.parse((await api.get(`/v1/fine_tuning/jobs/${job.id}/checkpoints?limit=100`)).body);
     expect(checkpoints.data.map((c) => c.step_number).sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => 3 * (i + 1)));
     // Nothing acknowledged before the kill is gone: the file, both jobs, the early events.
     expect((await api.get('/v1/files')).body.data.map((f: Json) => f.id)).toEqual([trainingFile]);
     expect((await api.get('/v1/fine_tuning/jobs')).body.data.map((j: Json) => j.id)).toEqual([job.id, reference.id]);
     expect(messages[0]).toBe(`Created fine-tuning job ${job.id}.`);
+  });
+
+  it('records every step and checkpoint exactly once when the service is paused, then killed, while its worker trains on', async () => {
+    // 24 examples in batches of 2: 12 steps an epoch, 600 steps, a checkpoint every 12 steps.
+    const file = (await api.upload(jsonl(Array.from({ length: 4 }, () => COLORS).flat()), 'colors-x4.jsonl')).body.id;
+    const r = await api.post('/v1/fine_tuning/jobs', { model: 'tiny-lns', training_file: file, hyperparameters: { ...HYPERPARAMETERS, n_epochs: 50 }, seed: 5 });
+    const job = FineTuningJob.parse(r.body);
+    await waitForEvent(service.url, key, job.id, (e) => e.data?.step === 40);
+    // The service stops taking anything in (SIGSTOP stands in for a long GC pause, a slow disk or
+    // CPU starvation) while its worker goes on training and saving checkpoints, then dies.
+    process.kill(service.child.pid!, 'SIGSTOP');
+    // 1.5 s, and on a slow machine until the worker has saved two more checkpoints.
+    const paused = Date.now();
+    while (Date.now() - paused < 1500 || (newestCheckpoint(job.id) < 40 + 2 * 12 && Date.now() - paused < 30_000)) await new Promise((r) => setTimeout(r, 100));
+    await service.kill();
+    for (let i = 0; i < 100 && workersOf(job.id).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(workersOf(job.id)).toEqual([]);
+    // The worker did get ahead: it saved checkpoints that the service never heard of.
+    expect(newestCheckpoint(job.id)).toBeGreaterThanOrEqual(40 + 2 * 12);
+
+    await start();
+    const done = await waitForJob(api, job.id, finished);
+    expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
+    const events = await allEvents(api, job.id);
+    // Each step's metrics, and after every 12th step its checkpoint, once each and in order.
+    const progress = events.flatMap((e: Json) =>
+      e.type === 'metrics' && e.data.train_loss !== undefined ? [`step ${e.data.step}`] : e.message.startsWith('Checkpoint saved') ? [`checkpoint ${e.data.step}`] : [],
+    );
+    const expected = Array.from({ length: 600 }, (_, i) => (i + 1) % 12 === 0 ? [`step ${i + 1}`, `checkpoint ${i + 1}`] : [`step ${i + 1}`]).flat();
+    expect(progress).toEqual(expected);
+    expect(events.map((e: Json) => e.message)).toContain('The service stopped while this job was running; it continues from its last checkpoint.');
   });
 
   it('cancels a running job within seconds, keeping its last checkpoint; a queued one at once', async () => {

@@ -118,6 +118,27 @@ describe('SqliteStore', () => {
     await s.close();
   });
 
+  it('records journaled events once per key, each checkpoint with its event, in one go', async () => {
+    const s = new SqliteStore(path());
+    await s.insertJob(job('ftjob-1', 't1'));
+    const metrics = { step: 3, epoch: 1, train_loss: 1, valid_loss: null, valid_mean_token_accuracy: null };
+    const entry = (key: string, n: number, step: number | null = null) => ({
+      key,
+      event: { id: `ev-${n}`, jobId: 'ftjob-1', createdAt: n, level: 'info' as const, type: 'message' as const, message: key, data: null },
+      checkpoint: step === null ? null : { id: `c-${n}`, jobId: 'ftjob-1', step, createdAt: n, modelId: `m:ckpt-step-${step}`, dir: `/run/${n}`, metrics },
+    });
+    expect((await s.addJournaled([entry('step-1', 1), entry('checkpoint-3', 2, 3)])).map((e) => e.id)).toEqual(['ev-1', 'ev-2']);
+    await s.addEvent({ id: 'ev-3', jobId: 'ftjob-1', createdAt: 3, level: 'warn', type: 'message', message: 'the service stopped', data: null });
+    // A replay: what is recorded already is skipped, a checkpoint with it (its record stays as it was).
+    expect((await s.addJournaled([entry('step-1', 4), entry('checkpoint-3', 5, 3), entry('step-4', 6)])).map((e) => e.id)).toEqual(['ev-6']);
+    expect((await s.listEvents('ftjob-1', { limit: 10 })).data.map((e) => e.id)).toEqual(['ev-6', 'ev-3', 'ev-2', 'ev-1']);
+    expect((await s.listCheckpoints('ftjob-1', { limit: 10 })).data.map((c) => c.dir)).toEqual(['/run/2']);
+    // Events without a key are never taken for each other.
+    await s.addEvent({ id: 'ev-7', jobId: 'ftjob-1', createdAt: 7, level: 'warn', type: 'message', message: 'the service stopped', data: null });
+    expect((await s.listEvents('ftjob-1', { limit: 10 })).data).toHaveLength(5);
+    await s.close();
+  });
+
   it('knows which stored content is still needed', async () => {
     const s = new SqliteStore(path());
     const sha = 'b'.repeat(64);
@@ -138,6 +159,6 @@ describe('SqliteStore', () => {
     const db = new Database(p);
     db.pragma('user_version = 99');
     db.close();
-    expect(() => new SqliteStore(p)).toThrow(/schema version 99 is newer than this service understands \(2\)/);
+    expect(() => new SqliteStore(p)).toThrow(/schema version 99 is newer than this service understands \(3\)/);
   });
 });

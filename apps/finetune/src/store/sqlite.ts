@@ -9,6 +9,7 @@ import {
   type FileRecord,
   type JobRecord,
   type JobStatus,
+  type JournaledEntry,
   type ModelRecord,
   type Page,
   type PageRequest,
@@ -96,6 +97,12 @@ const MIGRATIONS = [
   // A job's publish target and its outcome, as JSON (no credentials: those stay in memory).
   `
   ALTER TABLE jobs ADD COLUMN publish TEXT;
+  `,
+  // The key of an event a training worker journaled (step-12, ...): one event per key and job,
+  // so that replaying a journal after a crash adds only what the store lacks.
+  `
+  ALTER TABLE events ADD COLUMN journal_key TEXT;
+  CREATE UNIQUE INDEX events_by_journal_key ON events (job_id, journal_key);
   `,
 ];
 
@@ -321,11 +328,29 @@ export class SqliteStore implements Store {
     })();
   }
 
-  async addEvent(e: Omit<EventRecord, 'seq'>): Promise<EventRecord> {
+  /** Inserts an event; with a journal key already recorded for its job, inserts nothing and returns null. */
+  private insertEvent(e: Omit<EventRecord, 'seq'>, journalKey: string | null): EventRecord | null {
     const info = this.db
-      .prepare('INSERT INTO events (id, job_id, created_at, level, type, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(e.id, e.jobId, e.createdAt, e.level, e.type, e.message, e.data === null ? null : JSON.stringify(e.data));
-    return { ...e, seq: Number(info.lastInsertRowid) };
+      .prepare('INSERT INTO events (id, job_id, created_at, level, type, message, data, journal_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, journal_key) DO NOTHING')
+      .run(e.id, e.jobId, e.createdAt, e.level, e.type, e.message, e.data === null ? null : JSON.stringify(e.data), journalKey);
+    return info.changes === 0 ? null : { ...e, seq: Number(info.lastInsertRowid) };
+  }
+
+  async addEvent(e: Omit<EventRecord, 'seq'>): Promise<EventRecord> {
+    return this.insertEvent(e, null)!;
+  }
+
+  async addJournaled(entries: JournaledEntry[]): Promise<EventRecord[]> {
+    return this.db.transaction(() => {
+      const added: EventRecord[] = [];
+      for (const entry of entries) {
+        const event = this.insertEvent(entry.event, entry.key);
+        if (event === null) continue;
+        if (entry.checkpoint) this.insertCheckpoint(entry.checkpoint);
+        added.push(event);
+      }
+      return added;
+    })();
   }
 
   async listEvents(jobId: string, request: PageRequest): Promise<Page<EventRecord>> {
@@ -342,6 +367,10 @@ export class SqliteStore implements Store {
   }
 
   async putCheckpoint(c: CheckpointRecord): Promise<void> {
+    this.insertCheckpoint(c);
+  }
+
+  private insertCheckpoint(c: CheckpointRecord): void {
     this.db
       .prepare(
         `INSERT INTO checkpoints (id, job_id, step, created_at, model_id, dir, metrics) VALUES (?, ?, ?, ?, ?, ?, ?)

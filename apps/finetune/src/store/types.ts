@@ -95,6 +95,13 @@ export interface EventRecord {
   data: Record<string, unknown> | null;
 }
 
+/** An event a training worker journaled, under its key, with the checkpoint it reports if it reports one. */
+export interface JournaledEntry {
+  key: string;
+  event: Omit<EventRecord, 'seq'>;
+  checkpoint: CheckpointRecord | null;
+}
+
 export interface CheckpointMetrics {
   step: number;
   epoch: number;
@@ -175,6 +182,13 @@ export interface Store {
   claimQueuedJob(patch: Partial<Omit<JobRecord, 'id' | 'tenant' | 'status'>>): Promise<JobRecord | null>;
 
   addEvent(event: Omit<EventRecord, 'seq'>): Promise<EventRecord>;
+  /**
+   * Records what a training worker journaled, in one transaction: each event with its
+   * journal key and, for a checkpoint, the checkpoint. An event whose key the job already has
+   * is skipped with its checkpoint, so replaying a journal adds only what is missing. Returns
+   * the events added.
+   */
+  addJournaled(entries: JournaledEntry[]): Promise<EventRecord[]>;
   listEvents(jobId: string, page: PageRequest): Promise<Page<EventRecord>>;
   /** Events after a position (oldest first), for streaming. */
   eventsSince(jobId: string, seq: number, limit: number): Promise<EventRecord[]>;

@@ -13,6 +13,8 @@ export interface TrainingSpec {
   seed: number;
   /** Trainer output: checkpoints go to <runDir>/checkpoints/step-N. */
   runDir: string;
+  /** The job's event journal (see journal.ts), appended to by every run of the worker. */
+  journal: string;
   /** Where the finished model is written. */
   modelDir: string;
   /** TensorFlow.js engine request ('auto', 'wasm', ...). */
@@ -25,12 +27,26 @@ export interface CheckpointReport {
   metrics: CheckpointMetrics;
 }
 
-/** Messages from a training worker to the service. */
-export type TrainingMessage =
+/**
+ * What a training worker reports that becomes one of the job's events (and, for a checkpoint,
+ * one of its checkpoints). The worker appends each to the job's journal before sending it.
+ * `key` names what it reports (`step-12`, `validation-12`, `checkpoint-12`, `log-<run>-<n>`):
+ * a job keeps one event per key, so a message that is both received and replayed from the
+ * journal, or a step trained again after a crash, counts once. `time` is when it happened
+ * (seconds since the epoch).
+ */
+export type JournaledMessage = { key: string; time: number } & (
   | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string; data?: Record<string, unknown> }
   | { type: 'step'; step: number; totalSteps: number; epoch: number; loss: number; lr: number; tokens: number; tokensPerSecond: number }
   | { type: 'validation'; step: number; epoch: number; loss: number; accuracy: number; tokens: number }
   | { type: 'checkpoint'; checkpoint: CheckpointReport }
+);
+
+export const JOURNALED_TYPES: ReadonlyArray<JournaledMessage['type']> = ['log', 'step', 'validation', 'checkpoint'];
+
+/** Messages from a training worker to the service. */
+export type TrainingMessage =
+  | JournaledMessage
   /** Checkpoints found on disk when a job resumes (some may predate a crash). */
   | { type: 'checkpoints'; checkpoints: CheckpointReport[] }
   | { type: 'succeeded'; trainedTokens: number; modelDir: string; step: number }

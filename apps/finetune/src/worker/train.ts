@@ -1,6 +1,7 @@
 // The training process of one fine-tuning job, forked by the service. It reports through IPC
-// messages only; the service owns the database. Started again after a crash, it continues
-// from the newest checkpoint in the job's run folder.
+// messages, each event first appended to the job's journal; the service owns the database.
+// Started again after a crash, it continues from the newest checkpoint in the job's run folder.
+import { randomBytes } from 'node:crypto';
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '@deepen/backend';
@@ -8,13 +9,35 @@ import { BatchIterator, encodeSftRecord, SftSequences, Tokenizer } from '@deepen
 import { loadCheckpoint, saveCheckpoint, type LlamaModel } from '@deepen/models';
 import { CHECKPOINTS_DIR, readTrainingHistory } from '@deepen/core';
 import { listTrainingCheckpoints, loadTrainingState, Trainer, TrainingDivergedError, type EvalEvent, type LoadedTrainingState, type StepEvent } from '@deepen/trainer';
+import { nowSeconds } from '../ids.js';
+import { JournalWriter } from '../journal.js';
 import { stepsPerEpoch } from '../plan.js';
 import { readTrainingFile, TrainingFileError } from '../training-file.js';
 import { readSpec, runWorker, send as sendMessage } from './ipc.js';
-import type { CheckpointReport, TrainingCommand, TrainingMessage, TrainingSpec } from './protocol.js';
+import type { CheckpointReport, JournaledMessage, TrainingCommand, TrainingMessage, TrainingSpec } from './protocol.js';
 
 const send = (message: TrainingMessage) => sendMessage(message);
-const log = (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) => send({ type: 'log', level, message, ...(data ? { data } : {}) });
+
+/** Opened by main before anything is reported. */
+let journal: JournalWriter | undefined;
+/** Tells this run's log events apart from those of the job's other runs. */
+const RUN = randomBytes(6).toString('hex');
+let logs = 0;
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/**
+ * Reports an event: appended to the journal first (so that it survives a service that is
+ * killed before reading it), then sent. `key` names what it reports; see JournaledMessage.
+ */
+function report(key: string, message: DistributiveOmit<JournaledMessage, 'key' | 'time'>): Promise<void> {
+  const journaled = { key, time: nowSeconds(), ...message } as JournaledMessage;
+  journal!.append(journaled);
+  return send(journaled);
+}
+
+const log = (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) => report(`log-${RUN}-${++logs}`, { type: 'log', level, message, ...(data ? { data } : {}) });
+const reportCheckpoint = (checkpoint: CheckpointReport) => report(`checkpoint-${checkpoint.step}`, { type: 'checkpoint', checkpoint });
 
 /** A job failure with the code the job's error carries. */
 class JobFailure extends Error {
@@ -100,6 +123,9 @@ async function run(spec: TrainingSpec, stop: { requested: boolean; trainer: Trai
       // The steps and evaluations up to the checkpoint are in the run's metrics.jsonl, which the trainer keeps.
       const history = readTrainingHistory({ dir: resume.dir, runDir: spec.runDir }) ?? { steps: [], evals: [] };
       await send({ type: 'checkpoints', checkpoints: listTrainingCheckpoints(spec.runDir).map((dir) => checkpointReport(Number(/step-(\d+)$/.exec(dir)![1]), dir, perEpoch, history)) });
+      // Its event, again: a run killed right after writing the checkpoint never journaled it
+      // (the service records one event per checkpoint however often it is reported).
+      await reportCheckpoint(checkpointReport(resume.state.step, resume.dir, perEpoch, history));
       await log('info', `Resuming from the checkpoint at step ${resume.state.step} of ${totalSteps}.`, { step: resume.state.step, total_steps: totalSteps });
     } else {
       await log(
@@ -139,20 +165,23 @@ async function run(spec: TrainingSpec, stop: { requested: boolean; trainer: Trai
         outDir: spec.runDir,
         // tokenizer.json with the tokenizer_config.json (etc.) it was loaded with, so checkpoints keep the chat template.
         files: tokenizer.files(),
+        // Every event up to a checkpoint is durable before the checkpoint exists: a job resumes from it without a gap in its events.
+        beforeCheckpoint: () => journal!.sync(),
         runConfig: { job: spec.jobId, hyperparameters: hp, seed: spec.seed },
       },
     );
     stop.trainer = trainer;
     if (stop.requested) trainer.requestStop();
     const pending: Array<Promise<void>> = [];
+    // The trainer emits synchronously, between its steps: each event is journaled before the next step starts.
     trainer.on('step', (e) => {
-      pending.push(send({ type: 'step', step: e.step, totalSteps: e.totalSteps, epoch: Math.ceil(e.step / perEpoch), loss: e.loss, lr: e.lr, tokens: e.tokens, tokensPerSecond: e.tokensPerSecond }));
+      pending.push(report(`step-${e.step}`, { type: 'step', step: e.step, totalSteps: e.totalSteps, epoch: Math.ceil(e.step / perEpoch), loss: e.loss, lr: e.lr, tokens: e.tokens, tokensPerSecond: e.tokensPerSecond }));
     });
     trainer.on('eval', (e) => {
-      pending.push(send({ type: 'validation', step: e.step, epoch: Math.ceil(e.step / perEpoch), loss: e.loss, accuracy: e.accuracy, tokens: e.tokens }));
+      pending.push(report(`validation-${e.step}`, { type: 'validation', step: e.step, epoch: Math.ceil(e.step / perEpoch), loss: e.loss, accuracy: e.accuracy, tokens: e.tokens }));
     });
     trainer.on('checkpoint', (e) => {
-      pending.push(send({ type: 'checkpoint', checkpoint: checkpointReport(e.step, e.dir, perEpoch, trainer.history) }));
+      pending.push(reportCheckpoint(checkpointReport(e.step, e.dir, perEpoch, trainer.history)));
     });
     try {
       const result = await trainer.run();
@@ -186,6 +215,7 @@ async function main(): Promise<number> {
   // job from its newest checkpoint, which every write keeps complete.
   process.on('disconnect', () => process.exit(0));
   try {
+    journal = JournalWriter.open(spec.journal);
     await run(spec, stop);
     return 0;
   } catch (error) {
@@ -198,6 +228,8 @@ async function main(): Promise<number> {
     if (!(error instanceof JobFailure)) process.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`);
     await send({ type: 'failed', code: failure.code, message: failure.message });
     return 1;
+  } finally {
+    journal?.close();
   }
 }
 

@@ -90,6 +90,11 @@ export class Publisher {
     return updated ? next : null;
   }
 
+  /** Where a job's publishing processes write their output. */
+  private publishLog(jobId: string): string {
+    return join(this.o.jobsDir, jobId, 'publish.log');
+  }
+
   private async fail(jobId: string, target: PublishRecord, code: string, message: string, status: number | null = null): Promise<void> {
     if (await this.record(jobId, target, { status: 'failed', error: { code, message }, finishedAt: nowSeconds() })) {
       await this.o.event(jobId, 'error', `Publishing to ${target.repo} failed: ${message}`, { code, ...(status !== null ? { status } : {}) });
@@ -108,7 +113,7 @@ export class Publisher {
       await this.launch(job, target);
     } catch (error) {
       this.o.log(`publishing ${job.id}: ${(error as Error).stack ?? String(error)}`);
-      await this.fail(job.id, target, 'internal_error', 'the publishing process could not be started; see the service log');
+      await this.fail(job.id, target, 'internal_error', "the publishing process could not be started; the service's log has the details");
     }
   }
 
@@ -156,7 +161,7 @@ export class Publisher {
     };
     const specPath = join(dir, 'publish.json');
     writeFileDurable(specPath, `${JSON.stringify(spec, null, 2)}\n`);
-    const child = forkWorker(this.o.workerPath, [specPath, job.id], join(dir, 'publish.log'));
+    const child = forkWorker(this.o.workerPath, [specPath, job.id], this.publishLog(job.id));
     const upload: Upload = { jobId: job.id, target, child, token, finished: false, stopping: false, exited: Promise.resolve() };
     this.uploads.set(job.id, upload);
     upload.exited = supervise<PublishMessage>(child, {
@@ -196,6 +201,7 @@ export class Publisher {
       }
       case 'failed':
         upload.finished = true;
+        if (m.detail !== undefined) this.o.log(`job ${jobId}: publishing failed: ${safe(m.detail)}; its output is in ${this.publishLog(jobId)}`);
         await this.fail(jobId, target, m.code, safe(m.message), m.status);
         return;
     }
@@ -210,7 +216,9 @@ export class Publisher {
         await this.o.event(jobId, 'info', `The service is shutting down: publishing to ${target.repo} stops and starts again when the service starts.`);
       } else {
         const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-        await this.fail(jobId, target, 'publisher_crashed', `the publishing process ${how} (its log is ${join(this.o.jobsDir, jobId, 'publish.log')} on the service's machine)`);
+        // Where its output is stays in the operator's log: tenants never see server paths.
+        this.o.log(`job ${jobId}: the publishing process ${how}; its output is in ${this.publishLog(jobId)}`);
+        await this.fail(jobId, target, 'publisher_crashed', `the publishing process ${how}; the service's log names its output`);
       }
     }
     this.o.changed(jobId);

@@ -151,6 +151,11 @@ export class Scheduler {
     return join(this.o.jobsDir, jobId);
   }
 
+  /** Where a job's training processes write their output. */
+  private workerLog(jobId: string): string {
+    return join(this.jobDir(jobId), 'worker.log');
+  }
+
   /** Calls `listener` whenever the job gets an event or changes status; returns the unsubscribe. */
   subscribe(jobId: string, listener: () => void): () => void {
     let set = this.listeners.get(jobId);
@@ -251,7 +256,7 @@ export class Scheduler {
             await this.launch(job);
           } catch (error) {
             this.o.log(`starting ${job.id}: ${(error as Error).stack ?? String(error)}`);
-            await this.fail(job, ['running'], { code: 'internal_error', message: `the training process could not be started: ${(error as Error).message}`, param: null });
+            await this.fail(job, ['running'], { code: 'internal_error', message: "the training process could not be started; the service's log has the details", param: null });
           }
         }
       })
@@ -281,7 +286,7 @@ export class Scheduler {
     const specPath = join(dir, 'spec.json');
     writeFileDurable(specPath, `${JSON.stringify(spec, null, 2)}\n`);
     await this.event(job.id, 'info', existsSync(join(dir, 'run', 'checkpoints')) ? 'Training process started (resuming).' : 'Training process started.');
-    const child = forkWorker(this.o.workerPath, [specPath, job.id], join(dir, 'worker.log'));
+    const child = forkWorker(this.o.workerPath, [specPath, job.id], this.workerLog(job.id));
     const worker: Worker = { job, child, stopReason: null, finished: false, lastStep: 0, killTimer: null, exited: Promise.resolve() };
     this.workers.set(job.id, worker);
     worker.exited = supervise<TrainingMessage>(child, {
@@ -359,6 +364,7 @@ export class Scheduler {
       }
       case 'failed':
         worker.finished = true;
+        if (m.detail !== undefined) this.o.log(`job ${job.id}: training failed: ${m.detail}; its output is in ${this.workerLog(job.id)}`);
         await this.fail(job, ['running'], { code: m.code, message: m.message, param: null });
         return;
     }
@@ -377,7 +383,9 @@ export class Scheduler {
         }
       } else {
         const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-        await this.fail(job, ['running'], { code: 'worker_crashed', message: `the training process ${how} (its log is ${join(this.jobDir(job.id), 'worker.log')} on the service's machine)`, param: null });
+        // Where its output is stays in the operator's log: tenants never see server paths.
+        this.o.log(`job ${job.id}: the training process ${how}; its output is in ${this.workerLog(job.id)}`);
+        await this.fail(job, ['running'], { code: 'worker_crashed', message: `the training process ${how}; the service's log names its output`, param: null });
       }
     }
     this.notify(job.id);

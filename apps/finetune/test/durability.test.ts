@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FineTuningJob, JobCheckpointList } from '../src/schemas.js';
@@ -20,6 +20,8 @@ const start = async () => {
 beforeAll(async () => {
   dataDir = tempDir('durable');
   await makeBaseModel(join(dataDir, 'models', 'tiny-lns'));
+  // A base model whose weights a test takes away once the service has listed it.
+  await makeBaseModel(join(dataDir, 'models', 'fragile-lns'));
   key = keysFile(join(dataDir, 'keys.json'), ['acme']).acme!;
   await start();
   trainingFile = (await api.upload(jsonl(COLORS))).body.id;
@@ -181,5 +183,42 @@ describe('durability', () => {
     const messages = (await allEvents(api, job.id)).map((e) => e.message);
     expect(messages.some((m) => /^The service is shutting down: paused at step \d+; the job continues when the service starts again\.$/.test(m))).toBe(true);
     expect(messages.some((m) => m.startsWith('Resuming from the checkpoint at step'))).toBe(true);
+  });
+});
+
+describe('failures', () => {
+  /** A failed job's error and events, checked for anything that names a place on the server. */
+  const expectNoServerPaths = async (jobId: string) => {
+    const job = (await api.get(`/v1/fine_tuning/jobs/${jobId}`)).body;
+    const shown = [job.error.message, ...(await allEvents(api, jobId)).map((e) => `${e.message} ${JSON.stringify(e.data)}`)];
+    for (const text of shown) {
+      expect(text).not.toContain(dataDir);
+      expect(text).not.toMatch(/(^|[\s'"(])\/(tmp|home|root|usr|var|work)\//);
+    }
+    return job;
+  };
+
+  it("says that a job's training process died without showing tenants where its log is", async () => {
+    const job = FineTuningJob.parse((await api.post('/v1/fine_tuning/jobs', { model: 'tiny-lns', training_file: trainingFile, hyperparameters: { ...HYPERPARAMETERS, n_epochs: 100 } })).body);
+    await waitForEvent(service.url, key, job.id, (e) => e.data?.step === 5);
+    for (const pid of workersOf(job.id)) process.kill(Number(pid), 'SIGKILL');
+    const failed = await waitForJob(api, job.id, finished);
+    expect(failed.status).toBe('failed');
+    expect(failed.error).toEqual({ code: 'worker_crashed', message: "the training process was killed by SIGKILL; the service's log names its output", param: null });
+    await expectNoServerPaths(job.id);
+    // The operator's log has the place.
+    expect(service.output()).toContain(`job ${job.id}: the training process was killed by SIGKILL; its output is in ${join(dataDir, 'jobs', job.id, 'worker.log')}`);
+  });
+
+  it('keeps the server paths of an unexpected training error in the service log', async () => {
+    rmSync(join(dataDir, 'models', 'fragile-lns', 'model.safetensors'));
+    const job = FineTuningJob.parse((await api.post('/v1/fine_tuning/jobs', { model: 'fragile-lns', training_file: trainingFile })).body);
+    const failed = await waitForJob(api, job.id, finished);
+    expect(failed.status).toBe('failed');
+    expect(failed.error.code).toBe('training_error');
+    // Named for what it is to the tenant: the base model, not its folder on the server.
+    expect(failed.error.message).toBe("training stopped on an unexpected error: the base model's model.safetensors: weights file not found; the service's log has the details");
+    await expectNoServerPaths(job.id);
+    expect(service.output()).toMatch(new RegExp(`job ${job.id}: training failed: .*${join(dataDir, 'models', 'fragile-lns').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}.*; its output is in `));
   });
 });

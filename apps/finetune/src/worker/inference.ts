@@ -4,6 +4,7 @@
 import { initBackend } from '@deepen/backend';
 import { encodeChatPrompt, encodeCompletionPrompt, Tokenizer } from '@deepen/data';
 import { generate, loadCheckpoint, type LlamaModel } from '@deepen/models';
+import { describeError } from './ipc.js';
 import type { CompletionJob, CompletionOutcome } from './protocol.js';
 
 const LOADED_MODELS = 2;
@@ -68,7 +69,10 @@ async function main(): Promise<void> {
     try {
       outcome = complete(job);
     } catch (error) {
-      outcome = { id: job.id, ok: false, status: 500, message: `generation failed: ${(error as Error).message}`, param: null, code: 'generation_failed' };
+      // The message may name the model's files on the server: it goes to the service's log (this
+      // process's stderr), the client gets its kind.
+      process.stderr.write(`completions process: generation failed: ${(error as Error)?.stack ?? String(error)}\n`);
+      outcome = { id: job.id, ok: false, status: 500, message: `Generation failed on ${describeError(error, { [job.modelDir]: 'the model' })}; the service's log has the details.`, param: null, code: 'generation_failed' };
     }
     process.send!(outcome);
   });

@@ -51,7 +51,8 @@ export type TrainingMessage =
   | { type: 'checkpoints'; checkpoints: CheckpointReport[] }
   | { type: 'succeeded'; trainedTokens: number; modelDir: string; step: number }
   | { type: 'stopped'; step: number; checkpoint: CheckpointReport | null }
-  | { type: 'failed'; code: string; message: string };
+  /** `message` is shown to the tenant; `detail`, for an unexpected error, goes to the service's log only (it may name server paths). */
+  | { type: 'failed'; code: string; message: string; detail?: string };
 
 /** Messages from the service to a training worker. */
 export type TrainingCommand = { type: 'stop' };
@@ -94,4 +95,5 @@ export type PublishMessage =
   | { type: 'progress'; path: string; size: number; fraction: number }
   | { type: 'retry'; request: string; reason: string; attempt: number; delayMs: number }
   | { type: 'published'; url: string; commit: string; created: boolean; files: Array<{ path: string; size: number }> }
-  | { type: 'failed'; code: string; status: number | null; message: string };
+  /** As for training: `detail` is for the service's log only. */
+  | { type: 'failed'; code: string; status: number | null; message: string; detail?: string };

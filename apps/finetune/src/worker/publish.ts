@@ -3,7 +3,7 @@
 // tenant's token arrives over IPC and lives only in this process's memory; everything else is
 // in the spec file. It reports through IPC only; the service owns the database.
 import { HubError, publish, redact, type HubErrorKind, type ResolvedToken } from '@deepen/hub';
-import { readSpec, runWorker, send as sendMessage } from './ipc.js';
+import { describeError, readSpec, runWorker, send as sendMessage } from './ipc.js';
 import type { PublishCommand, PublishMessage, PublishSpec } from './protocol.js';
 
 /** The job's error code for each way the Hub can fail. */
@@ -65,8 +65,13 @@ async function main(): Promise<number> {
     return 0;
   } catch (error) {
     const message = redact((error as Error)?.message ?? String(error), token.value);
-    if (!(error instanceof HubError)) process.stderr.write(`${redact((error as Error)?.stack ?? String(error), token.value)}\n`);
-    await send({ type: 'failed', code: error instanceof HubError ? CODE_OF[error.kind] : 'publish_error', status: error instanceof HubError ? error.status : null, message });
+    if (error instanceof HubError) {
+      // The Hub's answer, which says what to do (a token without write access, ...).
+      await send({ type: 'failed', code: CODE_OF[error.kind], status: error.status, message });
+      return 1;
+    }
+    process.stderr.write(`${redact((error as Error)?.stack ?? String(error), token.value)}\n`);
+    await send({ type: 'failed', code: 'publish_error', status: null, message: redact(`publishing stopped on ${describeError(error, { [spec.modelDir]: 'the fine-tuned model' })}; the service's log has the details`, token.value), detail: message });
     return 1;
   }
 }

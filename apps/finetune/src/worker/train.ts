@@ -3,7 +3,7 @@
 // Started again after a crash, it continues from the newest checkpoint in the job's run folder.
 import { randomBytes } from 'node:crypto';
 import { readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { initBackend } from '@deepen/backend';
 import { BatchIterator, encodeSftRecord, SftSequences, Tokenizer } from '@deepen/data';
 import { loadCheckpoint, saveCheckpoint, type LlamaModel } from '@deepen/models';
@@ -13,7 +13,7 @@ import { nowSeconds } from '../ids.js';
 import { JournalWriter } from '../journal.js';
 import { stepsPerEpoch } from '../plan.js';
 import { readTrainingFile, TrainingFileError } from '../training-file.js';
-import { readSpec, runWorker, send as sendMessage } from './ipc.js';
+import { describeError, readSpec, runWorker, send as sendMessage } from './ipc.js';
 import type { CheckpointReport, JournaledMessage, TrainingCommand, TrainingMessage, TrainingSpec } from './protocol.js';
 
 const send = (message: TrainingMessage) => sendMessage(message);
@@ -202,6 +202,17 @@ async function run(spec: TrainingSpec, stop: { requested: boolean; trainer: Trai
   }
 }
 
+/** The places on the server a training worker knows, by what they are to the tenant. */
+const placesOf = (spec: TrainingSpec) => ({
+  [spec.baseModelDir]: 'the base model',
+  [spec.trainingFile]: 'the training file',
+  ...(spec.validationFile ? { [spec.validationFile]: 'the validation file' } : {}),
+  [dirname(spec.runDir)]: "the job's folder",
+  [spec.runDir]: "the job's run folder",
+  [spec.modelDir]: "the job's model folder",
+  [spec.journal]: "the job's journal",
+});
+
 async function main(): Promise<number> {
   const spec = readSpec<TrainingSpec>('training');
   if (spec === null) return 2;
@@ -219,14 +230,18 @@ async function main(): Promise<number> {
     await run(spec, stop);
     return 0;
   } catch (error) {
-    const failure =
-      error instanceof JobFailure
-        ? error
-        : error instanceof TrainingDivergedError
-          ? new JobFailure('training_diverged', error.message)
-          : new JobFailure('training_error', (error as Error)?.message ?? String(error));
-    if (!(error instanceof JobFailure)) process.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`);
-    await send({ type: 'failed', code: failure.code, message: failure.message });
+    if (error instanceof JobFailure || error instanceof TrainingDivergedError) {
+      // Messages made for the tenant: they name lines of the file and steps, never server paths.
+      await send({ type: 'failed', code: error instanceof JobFailure ? error.code : 'training_diverged', message: error.message });
+      return 1;
+    }
+    process.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`);
+    await send({
+      type: 'failed',
+      code: 'training_error',
+      message: `training stopped on ${describeError(error, placesOf(spec))}; the service's log has the details`,
+      detail: (error as Error)?.message ?? String(error),
+    });
     return 1;
   } finally {
     journal?.close();

@@ -1,5 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { ApiError } from './errors.js';
+import { ApiError, shouldRetry } from './errors.js';
 import type { CompletionJob, CompletionOutcome } from './worker/protocol.js';
 
 type Success = Extract<CompletionOutcome, { ok: true }>;
@@ -40,7 +40,8 @@ export class InferenceClient {
       child.on('exit', (code, signal) => {
         this.child = null;
         this.ready = null;
-        const error = new ApiError(500, `The completions process ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; try again.`, 'server_error', 'inference_unavailable');
+        // The next request starts a new completions process.
+        const error = new ApiError(500, `The completions process ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; try again.`, 'server_error', 'inference_unavailable', null, shouldRetry(true));
         reject(error);
         for (const [id, waiting] of this.pending) {
           clearTimeout(waiting.timer);
@@ -62,12 +63,16 @@ export class InferenceClient {
         this.pending.delete(id);
         // Generation cannot be interrupted inside the process: replace the process.
         child.kill('SIGKILL');
-        reject(new ApiError(504, `Generation took longer than ${this.o.timeoutMs / 1000}s.`, 'server_error', 'timeout'));
+        // The same request would take as long again (and load the model anew): an SDK's retries would only triple the wait.
+        reject(new ApiError(504, `Generation took longer than ${this.o.timeoutMs / 1000}s.`, 'server_error', 'timeout', null, shouldRetry(false)));
       }, this.o.timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
       child.send({ ...job, id } satisfies CompletionJob);
     });
-    if (!outcome.ok) throw new ApiError(outcome.status, outcome.message, outcome.status >= 500 ? 'server_error' : 'invalid_request_error', outcome.code, outcome.param);
+    if (!outcome.ok) {
+      // A generation that failed fails the same way again.
+      throw new ApiError(outcome.status, outcome.message, outcome.status >= 500 ? 'server_error' : 'invalid_request_error', outcome.code, outcome.param, outcome.status >= 500 ? shouldRetry(false) : {});
+    }
     return outcome;
   }
 

@@ -7,10 +7,10 @@ const STATUS_TEXT: Record<number, string> = {
   401: 'Missing or invalid API key.',
   404: 'Not found (also for ids that belong to another tenant).',
   405: 'Method not allowed on this path.',
-  409: 'Conflicts with the current state.',
+  409: 'Conflicts with the current state, which a retry does not change (`x-should-retry: false`); only `job_busy` (the status moved during a cancel) may be retried (`true`).',
   413: 'The body or file is larger than the limit.',
   415: 'Unsupported Content-Type.',
-  504: 'Generation took too long.',
+  504: 'Generation took too long; the same request would again (`x-should-retry: false`).',
 };
 
 type JsonSchema = Record<string, unknown>;
@@ -23,8 +23,17 @@ function schemaOf(schema: z.ZodType): JsonSchema {
   return json;
 }
 
+/** Statuses that the OpenAI SDKs would retry and whose answers say whether to (x-should-retry). */
+const RETRY_HEADER: Record<number, string[]> = { 409: ['false', 'true'], 504: ['false'] };
+
 function errorResponse(status: number) {
-  return { description: STATUS_TEXT[status] ?? 'Error.', content: { 'application/json': { schema: { $ref: `#/components/schemas/${components.get(ErrorResponse)!.id}` } } } };
+  return {
+    description: STATUS_TEXT[status] ?? 'Error.',
+    ...(RETRY_HEADER[status]
+      ? { headers: { 'x-should-retry': { description: 'Whether a client should retry the request (the OpenAI SDKs obey it).', required: true, schema: { type: 'string', enum: RETRY_HEADER[status] } } } }
+      : {}),
+    content: { 'application/json': { schema: { $ref: `#/components/schemas/${components.get(ErrorResponse)!.id}` } } },
+  };
 }
 
 /**

@@ -412,7 +412,8 @@ export class Scheduler {
       }
       return cancelled;
     }
-    throw conflict(`Job ${job.id} changed status while being cancelled; try again.`, 'job_busy');
+    // The one conflict that is not final: the status moved three times in a row.
+    throw conflict(`Job ${job.id} changed status while being cancelled; try again.`, 'job_busy', null, true);
   }
 
   private stopWorker(worker: Worker, reason: 'cancel' | 'shutdown'): void {

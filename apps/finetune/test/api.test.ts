@@ -1,6 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorResponse } from '../src/schemas.js';
 import { client, COLORS, finished, jsonl, keysFile, makeBaseModel, rawRequest, startService, tempDir, waitForJob, type Client, type Json, type ServiceProcess } from './helpers.js';
@@ -341,11 +342,40 @@ describe('OpenAPI document', () => {
     expect(Object.keys(doc.components.schemas.Hyperparameters.properties)).toEqual(['n_epochs', 'batch_size', 'learning_rate', 'warmup', 'max_seq_len']);
     expect(doc.paths['/v1/fine_tuning/jobs'].post.requestBody.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/CreateFineTuningJobRequest' });
     expect(doc.paths['/v1/fine_tuning/jobs'].get.parameters.map((p: Json) => p.name)).toEqual(['after', 'limit']);
+    // Conflicts say whether to retry them, as the OpenAI SDKs read it.
+    expect(doc.paths['/v1/files/{file_id}'].delete.responses['409'].headers['x-should-retry']).toMatchObject({ required: true, schema: { enum: ['false', 'true'] } });
     // Every documented operation exists: without a key it is a 401 (or answers), never an unknown route.
     for (const operation of operations) {
       const [method, path] = operation.split(' ') as [string, string];
       const r = await client(service.url, null).call(method, path.replace(/\{\w+\}/g, 'x'));
       expect(r.status, operation).not.toBe(404);
     }
+  });
+});
+
+describe('the official OpenAI SDK', () => {
+  /** How many requests the access log has for this method and path (waiting a little for lines still on their way). */
+  const served = async (method: string, path: string) => {
+    await new Promise((r) => setTimeout(r, 300));
+    return service.output().split('\n').filter((line) => line.startsWith(`${method} ${path} `)).length;
+  };
+
+  it('takes a conflict (409) as final: no retries of a cancel of a finished job or a delete of a file in use', async () => {
+    const sdk = new OpenAI({ baseURL: `${service.url}/v1`, apiKey: keys.acme!, maxRetries: 2 });
+    const cancel = `/v1/fine_tuning/jobs/${job.id}/cancel`;
+    const cancelsBefore = await served('POST', cancel);
+    await expect(sdk.fineTuning.jobs.cancel(job.id)).rejects.toMatchObject({ status: 409, code: 'job_not_cancellable', type: 'conflict_error' });
+    expect(await served('POST', cancel)).toBe(cancelsBefore + 1);
+
+    const inUse = (await acme.upload(jsonl(COLORS.slice(1)), 'in-use.jsonl')).body;
+    const running = (await createJob({ training_file: inUse.id, hyperparameters: { n_epochs: 100, batch_size: 1 } })).body;
+    await expect(sdk.files.delete(inUse.id)).rejects.toMatchObject({ status: 409, code: 'file_in_use' });
+    expect(await served('DELETE', `/v1/files/${inUse.id}`)).toBe(1);
+    const answer = await acme.delete(`/v1/files/${inUse.id}`);
+    expectError(answer, 409, { code: 'file_in_use' });
+    expect(answer.headers.get('x-should-retry')).toBe('false');
+
+    expect((await sdk.fineTuning.jobs.cancel(running.id)).status).toBe('cancelled');
+    expect((await sdk.files.delete(inUse.id)).deleted).toBe(true);
   });
 });

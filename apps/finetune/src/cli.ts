@@ -35,6 +35,14 @@ const FLAGS: Record<string, FlagSpec & { env?: string }> = {
   'max-body-mib': { type: 'float', min: 0, exclusiveMin: true, default: 1, description: 'largest JSON request body' },
   'max-upload-mib': { type: 'float', min: 0, exclusiveMin: true, default: 512, description: 'largest uploaded file' },
   'completion-timeout': { type: 'int', min: 1, default: 120, value: 'SECONDS', description: 'longest a completion may take' },
+  'drain-seconds': {
+    type: 'float',
+    min: 0,
+    default: 5,
+    value: 'SECONDS',
+    env: 'FINETUNE_DRAIN_SECONDS',
+    description: 'on SIGTERM, how long readiness answers 503 while requests are still served, before the service stops listening (0: at once)',
+  },
   quiet: { type: 'bool', description: 'no access log' },
 };
 
@@ -138,6 +146,7 @@ async function main(argv: string[]): Promise<number> {
       maxUploadBytes: Math.floor(Number(values['max-upload-mib']) * MiB),
       completionTimeoutMs: Number(values['completion-timeout']) * 1000,
       stopGraceMs: 10_000,
+      drainMs: Number(values['drain-seconds']) * 1000,
       version,
       log,
       accessLog: values.quiet !== true,
@@ -153,7 +162,10 @@ async function main(argv: string[]): Promise<number> {
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) process.exit(130); // a second signal does not wait
       stopping = true;
-      log(`${signal}: stopping; running jobs save a checkpoint and resume at the next start (again to quit now)`);
+      log(
+        `${signal}: stopping: readiness answers 503 for ${Number(values['drain-seconds'])}s while requests still complete; ` +
+          'running jobs save a checkpoint and resume at the next start (again to quit now)',
+      );
       running.close().then(
         () => done(0),
         (error: unknown) => {

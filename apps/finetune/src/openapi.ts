@@ -83,7 +83,11 @@ export function openApiDocument(routes: Route[], info: { version: string; url?: 
             },
           }
         : {}),
-      responses: { 200: ok, ...Object.fromEntries(statuses.map((s) => [s, errorResponse(s)])) },
+      responses: {
+        200: ok,
+        ...Object.fromEntries(Object.entries(route.responses ?? {}).map(([s, r]) => [s, { description: r.description, content: { 'application/json': { schema: schemaOf(r.body) } } }])),
+        ...Object.fromEntries(statuses.map((s) => [s, errorResponse(s)])),
+      },
     };
   }
   return {

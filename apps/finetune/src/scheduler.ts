@@ -112,6 +112,7 @@ export class Scheduler {
   private readonly workers = new Map<string, Worker>();
   private readonly listeners = new Map<string, Set<() => void>>();
   private closing = false;
+  private readonly validations = new Set<Promise<void>>();
   private ticking: Promise<void> = Promise.resolve();
   private readonly publisher: Publisher;
 
@@ -203,7 +204,7 @@ export class Scheduler {
       const requeued = await this.update(job, ['running'], { status: 'queued' });
       if (requeued) await this.event(job.id, 'warn', 'The service stopped while this job was running; it continues from its last checkpoint.');
     }
-    for (const job of await this.o.store.jobsWithStatus(['validating_files'])) void this.validate(job);
+    for (const job of await this.o.store.jobsWithStatus(['validating_files'])) this.validateLater(job);
     this.tick();
     for (const job of await this.o.store.jobsAwaitingPublish()) void this.publisher.start(job);
   }
@@ -211,7 +212,13 @@ export class Scheduler {
   /** Takes a newly created job: records it, then validates its files in the background. */
   async submit(job: JobRecord): Promise<void> {
     await this.event(job.id, 'info', `Created fine-tuning job ${job.id}.`);
-    void this.validate(job);
+    this.validateLater(job);
+  }
+
+  /** Validates in the background (see validated). */
+  private validateLater(job: JobRecord): void {
+    const validation = this.validate(job).finally(() => this.validations.delete(validation));
+    this.validations.add(validation);
   }
 
   private async validate(job: JobRecord): Promise<void> {
@@ -420,6 +427,14 @@ export class Scheduler {
     worker.stopReason ??= reason;
     if (worker.child.connected) worker.child.send({ type: 'stop' } satisfies TrainingCommand);
     worker.killTimer ??= setTimeout(() => worker.child.kill('SIGKILL'), this.o.stopGraceMs);
+  }
+
+  /**
+   * Waits until no job's files are being validated, for the service to close the database
+   * after its last request: a job may be created while the service drains.
+   */
+  async validated(): Promise<void> {
+    while (this.validations.size > 0) await Promise.all(this.validations);
   }
 
   /** Stops every worker (each saves a checkpoint after its current step) and every upload, and waits for them. */

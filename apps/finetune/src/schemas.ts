@@ -275,4 +275,25 @@ export const ChatCompletion = named(
   }),
 );
 
-export const Health = named('Health', z.object({ status: z.enum(['ok', 'ready', 'not_ready']), checks: z.record(z.string(), z.boolean()).optional() }));
+export const Health = named('Health', z.object({ status: z.literal('ok') }));
+
+export const Readiness = named(
+  'Readiness',
+  z.object({
+    status: z.enum(['ready', 'not_ready']),
+    checks: z.object({ database: z.boolean().describe('The database answers.'), accepting: z.boolean().describe('The service is not shutting down.') }),
+  }),
+  'ready (200) when every check holds, else not_ready (503).',
+);
+
+/** This service's OpenAPI document, as far as clients rely on its shape. */
+export const OpenApiDocument = named(
+  'OpenApiDocument',
+  z.looseObject({
+    openapi: z.string(),
+    info: z.looseObject({ title: z.string(), version: z.string() }),
+    paths: z.record(z.string(), z.looseObject({})),
+    components: z.looseObject({}),
+  }),
+  'An OpenAPI 3.1 document.',
+);

@@ -34,6 +34,8 @@ export interface ServiceOptions {
   maxUploadBytes: number;
   completionTimeoutMs: number;
   stopGraceMs: number;
+  /** How long close() keeps serving, readiness answering 503, before it stops listening. */
+  drainMs: number;
   version: string;
   log: (line: string) => void;
   /** Log every request (the access log). */
@@ -44,7 +46,10 @@ export interface RunningService {
   url: string;
   server: Server;
   scheduler: Scheduler;
-  /** Stops accepting requests, lets running jobs checkpoint and pause, closes the database. */
+  /**
+   * Drains (readiness answers 503 while requests are still served) as running jobs checkpoint
+   * and pause, then stops listening and closes the database.
+   */
   close(): Promise<void>;
 }
 
@@ -97,7 +102,13 @@ export async function startService(o: ServiceOptions): Promise<RunningService> {
   routes.push(...systemRoutes(ctx, () => (document ??= openApiDocument(routes, { version: o.version }))));
 
   await scheduler.start();
-  const server = createServer(dispatcher({ routes, keys: o.keys, maxBodyBytes: o.maxBodyBytes, log: o.accessLog ? o.log : () => {} }));
+  const handle = dispatcher({ routes, keys: o.keys, maxBodyBytes: o.maxBodyBytes, log: o.accessLog ? o.log : () => {} });
+  const server = createServer((req, res) => {
+    // While draining, each answer closes its connection: a client (a load balancer's pool)
+    // opens its next one elsewhere rather than keep using an instance that is going away.
+    if (!accepting) res.setHeader('connection', 'close');
+    handle(req, res);
+  });
   // Large uploads on slow links need longer than Node's 5-minute default to arrive.
   server.requestTimeout = 60 * 60 * 1000;
   await new Promise<void>((resolve, reject) => {
@@ -112,12 +123,18 @@ export async function startService(o: ServiceOptions): Promise<RunningService> {
     scheduler,
     async close() {
       accepting = false;
+      // Running jobs save a checkpoint meanwhile.
+      const stopped = scheduler.shutdown();
+      // Readiness answers 503 for the drain period, so that a load balancer takes this instance
+      // out before it stops listening; requests that still come are served as usual.
+      await new Promise((resolve) => setTimeout(resolve, o.drainMs));
       const closed = new Promise((resolve) => server.close(resolve));
       server.closeIdleConnections();
-      await scheduler.shutdown();
+      await stopped;
       inference.close();
       server.closeAllConnections();
       await closed;
+      await scheduler.validated();
       await store.close();
     },
   };

@@ -342,6 +342,13 @@ describe('OpenAPI document', () => {
     expect(Object.keys(doc.components.schemas.Hyperparameters.properties)).toEqual(['n_epochs', 'batch_size', 'learning_rate', 'warmup', 'max_seq_len']);
     expect(doc.paths['/v1/fine_tuning/jobs'].post.requestBody.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/CreateFineTuningJobRequest' });
     expect(doc.paths['/v1/fine_tuning/jobs'].get.parameters.map((p: Json) => p.name)).toEqual(['after', 'limit']);
+    // Readiness declares the 503 it answers while the service drains; the document itself is JSON.
+    const readiness = doc.paths['/readyz'].get.responses;
+    expect(Object.keys(readiness)).toEqual(['200', '503']);
+    expect(readiness['503'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Readiness' });
+    expect(doc.components.schemas.Readiness.properties.status.enum).toEqual(['ready', 'not_ready']);
+    expect(doc.paths['/openapi.json'].get.responses['200'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/OpenApiDocument' });
+    expect(doc.components.schemas.OpenApiDocument).toMatchObject({ type: 'object', required: ['openapi', 'info', 'paths', 'components'] });
     // Conflicts say whether to retry them, as the OpenAI SDKs read it.
     expect(doc.paths['/v1/files/{file_id}'].delete.responses['409'].headers['x-should-retry']).toMatchObject({ required: true, schema: { enum: ['false', 'true'] } });
     // Every documented operation exists: without a key it is a 401 (or answers), never an unknown route.

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { ENGINE_ORDER } from '@deepen/backend';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, client, makeBaseModel, startService, tempDir, type ServiceProcess } from './helpers.js';
+import { CLI, client, finished, makeBaseModel, startService, tempDir, waitForJob, type ServiceProcess } from './helpers.js';
 
 let base: string;
 
@@ -64,7 +64,7 @@ describe('finetune-service command line', () => {
     /** Starts the service in an empty working folder, waits until it listens, stops it; returns what it printed. */
     async function startAndStop(cwd: string, env: Record<string, string>): Promise<string> {
       const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FINETUNE_') && k !== 'XDG_DATA_HOME'));
-      const child = spawn(process.execPath, [CLI, '--port', '0', '--backend', 'cpu'], { cwd, env: { ...clean, DEEPEN_BACKEND: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [CLI, '--port', '0', '--backend', 'cpu'], { cwd, env: { ...clean, DEEPEN_BACKEND: '', FINETUNE_DRAIN_SECONDS: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
       let output = '';
       let stopping = false;
       const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -121,5 +121,42 @@ describe('finetune-service command line', () => {
       const models = await client(service.url, keys[0].key).get('/v1/models');
       expect(models.body.data.map((m: { id: string }) => m.id)).toEqual(['tiny']);
     });
+  });
+
+  it('drains on SIGTERM: readiness answers 503 while other requests still complete, then it exits', async () => {
+    const key = 'sk-drain-0123456789abcdef';
+    const dataDir = tempDir('cli-drain');
+    const service = await startService(dataDir, { args: ['--model', `tiny=${base}`], env: { FINETUNE_API_KEYS: `me:${key}`, FINETUNE_DRAIN_SECONDS: '2' } });
+    const api = client(service.url, key);
+    expect((await api.get('/readyz')).status).toBe(200);
+    const stopped = Date.now();
+    const exited = service.stop();
+    let ready = await api.get('/readyz');
+    for (let i = 0; i < 50 && ready.status === 200; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      ready = await api.get('/readyz');
+    }
+    expect(ready.status).toBe(503);
+    expect(ready.body).toEqual({ status: 'not_ready', checks: { database: true, accepting: false } });
+    // A load balancer takes the instance out; requests that still come in are answered, and
+    // what they create is kept.
+    const models = await api.get('/v1/models');
+    expect(models.status).toBe(200);
+    expect(models.body.data.map((m: { id: string }) => m.id)).toEqual(['tiny']);
+    expect(models.headers.get('connection')).toBe('close');
+    const file = await api.upload('{"prompt": "The sky is", "completion": " blue"}\n{"prompt": "Snow is", "completion": " white"}\n');
+    expect(file.status, JSON.stringify(file.body)).toBe(200);
+    const job = await api.post('/v1/fine_tuning/jobs', { model: 'tiny', training_file: file.body.id, hyperparameters: { n_epochs: 1 } });
+    expect(job.status, JSON.stringify(job.body)).toBe(200);
+    expect((await api.get('/readyz')).status).toBe(503);
+    expect(await exited).toBe(0);
+    expect(Date.now() - stopped).toBeGreaterThanOrEqual(2000);
+    expect(service.output()).toMatch(/SIGTERM: stopping: readiness answers 503 for 2s while requests still complete/);
+
+    const again = await startService(dataDir, { args: ['--model', `tiny=${base}`], env: { FINETUNE_API_KEYS: `me:${key}` } });
+    const after = client(again.url, key);
+    expect((await after.get(`/v1/files/${file.body.id}`)).status).toBe(200);
+    expect((await waitForJob(after, job.body.id, finished)).status).toBe('succeeded');
+    expect(await again.stop()).toBe(0);
   });
 });

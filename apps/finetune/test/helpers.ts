@@ -72,8 +72,9 @@ export interface ServiceProcess {
 /** Starts the built service in its own process on a free loopback port. */
 export async function startService(dataDir: string, options: { args?: string[]; env?: Record<string, string> } = {}): Promise<ServiceProcess> {
   const child = spawn(process.execPath, [CLI, '--port', '0', '--data-dir', dataDir, '--backend', 'wasm', ...(options.args ?? [])], {
-    // Settings from the developer's environment never leak into a test's service.
-    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FINETUNE_'))), DEEPEN_BACKEND: '', ...options.env },
+    // Settings from the developer's environment never leak into a test's service. It stops
+    // listening at once on SIGTERM (the test of draining sets its own period).
+    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FINETUNE_'))), DEEPEN_BACKEND: '', FINETUNE_DRAIN_SECONDS: '0', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -45,6 +45,8 @@ export interface RouteSpec<Q extends z.ZodType | undefined, B extends z.ZodType 
   upload?: boolean;
   /** The 200 response: a body schema, or a content type the handler writes itself. */
   response: z.ZodType | { contentType: string; description: string };
+  /** Statuses besides 200 answered with a body of their own rather than an error (readiness's 503). */
+  responses?: Record<number, { description: string; body: z.ZodType }>;
   /** Also answers with a Server-Sent Events stream (documented beside the JSON). */
   stream?: boolean;
   /** Error statuses this route can answer with, for the document (401 is implied by auth). */

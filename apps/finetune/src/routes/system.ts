@@ -1,6 +1,6 @@
 import type { ServiceContext } from '../context.js';
 import { defineRoute, Reply, type Route } from '../http/routes.js';
-import { Health } from '../schemas.js';
+import { Health, OpenApiDocument, Readiness } from '../schemas.js';
 
 export function systemRoutes(ctx: ServiceContext, openApi: () => unknown): Route[] {
   return [
@@ -23,8 +23,10 @@ export function systemRoutes(ctx: ServiceContext, openApi: () => unknown): Route
       operationId: 'readiness',
       tag: 'Service',
       summary: 'Readiness: the database answers and the service is not shutting down (503 otherwise)',
+      description: 'On SIGTERM the service answers 503 here for its drain period (--drain-seconds) while it still serves other requests, then stops listening.',
       auth: false,
-      response: Health,
+      response: Readiness,
+      responses: { 503: { description: 'Not ready: shutting down, or the database does not answer.', body: Readiness } },
       errors: [],
       async handle() {
         const checks = { database: await ctx.store.ping().catch(() => false), accepting: ctx.accepting() };
@@ -39,7 +41,7 @@ export function systemRoutes(ctx: ServiceContext, openApi: () => unknown): Route
       tag: 'Service',
       summary: 'This OpenAPI document',
       auth: false,
-      response: { contentType: 'application/json', description: 'OpenAPI 3.1.' },
+      response: OpenApiDocument,
       errors: [],
       async handle() {
         return openApi();

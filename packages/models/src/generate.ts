@@ -23,6 +23,11 @@ export interface GenerateOptions {
   rng?: Rng;
   /** Recompute every position each step instead of using the KV cache (for checking the cache). */
   noCache?: boolean;
+  /**
+   * The KV cache's storage (KVCacheOptions.storage): 'auto' (default) decodes on arrays through
+   * the native engine's decode kernels where it can; 'tensors' always through tfjs ops.
+   */
+  cacheStorage?: 'auto' | 'tensors';
   /** Called with each new token and its logits (a copy) as soon as it is chosen. */
   onToken?: (token: number, logits: Float32Array) => void;
 }
@@ -84,7 +89,10 @@ export function generate(model: LlamaModel, prompt: number[], options: GenerateO
   const given = options.eosTokenId === undefined ? (model.config.eos_token_ids ?? model.config.eos_token_id) : options.eosTokenId;
   const eos = new Set(given === null ? [] : Array.isArray(given) ? given : [given]);
   const rng = options.rng ?? Rng.fromSeed(options.seed ?? 0);
-  const cache = options.noCache ? null : new KVCache(model.config.num_hidden_layers);
+  // Room for every position at once: the cache's arrays never grow during the loop.
+  const cache = options.noCache
+    ? null
+    : new KVCache(model.config.num_hidden_layers, { capacity: prompt.length + Math.max(1, options.maxNewTokens), storage: options.cacheStorage ?? 'auto' });
   const sequence = [...prompt];
   const tokens: number[] = [];
   try {
@@ -93,7 +101,8 @@ export function generate(model: LlamaModel, prompt: number[], options: GenerateO
       const last = tidyValues(() => {
         const logits = cache ? model.logits([feed], { cache }) : model.logits([sequence]);
         const T = logits.shape[1];
-        return tf.reshape(tf.slice(logits, [0, T - 1, 0], [1, 1, -1]), [-1]);
+        // A decode step has one position: its logits are the whole tensor, no slice to copy.
+        return T === 1 ? tf.reshape(logits, [-1]) : tf.reshape(tf.slice(logits, [0, T - 1, 0], [1, 1, -1]), [-1]);
       }) as Float32Array;
       const token = sampleToken(last, options, rng);
       tokens.push(token);

@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
-import { causalAttention, crossEntropy, swiGlu } from '@deepen/backend';
+import { causalAttention, crossEntropy, nativeDecodeKernels, swiGlu } from '@deepen/backend';
 import { Rng } from '@deepen/core';
 import { rmsNorm, type BlockPlan, type InitSpec, type NormScheme, type ParamRole } from '@deepen/norms';
 import { familyOf, headDim, layerDepth, schemeOf, type LlamaConfig } from './config.js';
 import type { BlockBiases } from './families.js';
 import type { KVCache } from './kv-cache.js';
 import { BLOCK, EMBED, FINAL_NORM, LM_HEAD, layerPrefix } from './names.js';
+import { ArrayForward } from './native-decode.js';
 import { countParameters, type ParameterCount } from './presets.js';
 import { applyRope, RotaryTable } from './rope.js';
 
@@ -14,7 +15,11 @@ export interface ForwardOptions {
   skipLayers?: Iterable<number>;
   /** Return every executed block's input and output hidden states (caller disposes them). */
   captureHidden?: boolean;
-  /** Decode with a KV cache: positions continue from `cache.length`, and the cache is extended. */
+  /**
+   * Decode with a KV cache: positions continue from `cache.length`, and the cache is extended.
+   * On the native engine with a batch of one (and a cache of storage 'auto') the forward runs
+   * on arrays through the engine's decode kernels instead of tfjs ops; same logits.
+   */
   cache?: KVCache;
 }
 
@@ -148,6 +153,8 @@ export class LlamaModel {
   private readonly biases: BlockBiases;
   private readonly qkNorm: boolean;
   private readonly windows: Array<number | null>;
+  /** The cached batch-1 forward on the native engine's decode kernels. */
+  private readonly arrays: ArrayForward;
 
   private constructor(
     readonly config: LlamaConfig,
@@ -160,6 +167,15 @@ export class LlamaModel {
     this.biases = family.biases(config);
     this.qkNorm = family.qkNorm;
     this.windows = family.windows(config);
+    this.arrays = new ArrayForward({
+      config,
+      plans: this.plans,
+      rope: this.rope,
+      biases: this.biases,
+      qkNorm: this.qkNorm,
+      windows: this.windows,
+      param: (name) => this.param(name),
+    });
   }
 
   /** A freshly initialised model; the same seed gives the same weights on every engine. */
@@ -245,6 +261,19 @@ export class LlamaModel {
     for (const i of skip) {
       if (!Number.isInteger(i) || i < 0 || i >= this.config.num_hidden_layers) {
         throw new Error(`forward: skipLayers has ${i}, outside 0..${this.config.num_hidden_layers - 1}`);
+      }
+    }
+    const cache = options.cache;
+    if (cache) {
+      // A step of one token is a few dozen small ops: on arrays it skips tfjs's dispatch of each
+      // and writes the cache in place instead of copying it into a new tensor.
+      const kernels = batch === 1 && cache.storage === 'auto' && cache.layout !== 'tensors' ? nativeDecodeKernels() : null;
+      cache.settle(kernels ? 'arrays' : 'tensors');
+      if (kernels) {
+        const row = ids ? ids.dataSync() : (inputIds as number[][])[0]!;
+        const result = this.arrays.forward(row, cache, kernels, skip, options.captureHidden === true);
+        cache.length = offset + seq;
+        return result;
       }
     }
     const result = tf.tidy(() => {

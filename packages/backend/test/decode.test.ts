@@ -150,6 +150,7 @@ describe.skipIf(skipNative)(`decode kernels of the native engine${skipReason ? `
     { label: 'a prefill of 5 into an empty cache', T: 5, offset: 0, nH: 4, nKV: 2, hd: 8, capacity: 9, window: 0 },
     { label: 'one step after 6 cached positions (GQA)', T: 1, offset: 6, nH: 4, nKV: 2, hd: 8, capacity: 12, window: 0 },
     { label: 'two steps after 200, split across threads', T: 2, offset: 200, nH: 8, nKV: 8, hd: 64, capacity: 256, window: 0 },
+    { label: 'one step after 30 (capacity not a multiple of 16)', T: 1, offset: 30, nH: 6, nKV: 3, hd: 32, capacity: 37, window: 0 },
     { label: 'a sliding window of 4', T: 3, offset: 7, nH: 2, nKV: 1, hd: 16, capacity: 10, window: 4 },
   ]) {
     it(`attendCached, ${c.label}: the composite rotary and causal attention over the concatenated cache`, async () => {
@@ -161,11 +162,11 @@ describe.skipIf(skipNative)(`decode kernels of the native engine${skipReason ? `
       const cos = normals(T * hd, 0.7);
       const sin = normals(T * hd, 0.7);
       const scale = 1 / Math.sqrt(hd);
-      // The caches, [nKV, capacity, hd], holding the past positions at the start of each head's block.
+      // The caches holding the past positions: keys [nKV, hd, capacity] (transposed), values [nKV, capacity, hd].
       const kCache = new Float32Array(nKV * capacity * hd);
       const vCache = new Float32Array(nKV * capacity * hd);
       for (let j = 0; j < nKV; j++) {
-        kCache.set(past.k.subarray(j * offset * hd, (j + 1) * offset * hd), j * capacity * hd);
+        for (let p = 0; p < offset; p++) for (let d = 0; d < hd; d++) kCache[(j * hd + d) * capacity + p] = past.k[(j * offset + p) * hd + d]!;
         vCache.set(past.v.subarray(j * offset * hd, (j + 1) * offset * hd), j * capacity * hd);
       }
       const run = () => {
@@ -194,7 +195,8 @@ describe.skipIf(skipNative)(`decode kernels of the native engine${skipReason ? `
       expectClose(one.out, reference.out, 'attention output', 1e-4, 1e-5);
       const S = offset + T;
       for (let j = 0; j < nKV; j++) {
-        expectClose(one.kc.subarray(j * capacity * hd, (j * capacity + S) * hd), reference.keys.subarray(j * S * hd, (j + 1) * S * hd), `rotated keys of head ${j}`, 1e-6, 1e-6);
+        const keys = Float32Array.from({ length: S * hd }, (_, i) => one.kc[(j * hd + (i % hd)) * capacity + Math.floor(i / hd)]!);
+        expectClose(keys, reference.keys.subarray(j * S * hd, (j + 1) * S * hd), `rotated keys of head ${j}`, 1e-6, 1e-6);
         expect(Array.from(one.vc.subarray(j * capacity * hd, (j * capacity + S) * hd)), `values of head ${j}`).toEqual(Array.from(reference.values.subarray(j * S * hd, (j + 1) * S * hd)));
       }
     });
@@ -210,7 +212,7 @@ describe.skipIf(skipNative)(`decode kernels of the native engine${skipReason ? `
     const step = { q: f(8), k: f(8), v: f(8), kCache: f(32), vCache: f(32), out: f(8), cos: f(8), sin: f(8), positions: 1, offset: 3, heads: 1, kvHeads: 1, headDim: 8, capacity: 4, scale: 1 };
     expect(() => kernels.attendCached(step)).not.toThrow();
     expect(() => kernels.attendCached({ ...step, offset: 4 })).toThrow(/offset \+ T exceeds the cache capacity/);
-    expect(() => kernels.attendCached({ ...step, kCache: f(31) })).toThrow(/caches are not \[nKV, capacity, hd\]/);
+    expect(() => kernels.attendCached({ ...step, kCache: f(31) })).toThrow(/caches are not \[nKV, hd, capacity\] and \[nKV, capacity, hd\]/);
     expect(() => kernels.attendCached({ ...step, heads: 3, kvHeads: 2 })).toThrow(/heads must divide/);
     expect(() => kernels.attendCached({ ...step, out: f(4) })).toThrow(/wrong size/);
   });

@@ -16,7 +16,11 @@ export interface KVCacheOptions {
   capacity?: number;
 }
 
-/** One layer's keys (rotated) and values in array storage, each [kvHeads, capacity, headDim]. */
+/**
+ * One layer's keys and values in array storage: rotated keys [kvHeads, headDim, capacity]
+ * (transposed, position p in column p, so a query's scores are a matrix-vector product over
+ * contiguous rows) and values [kvHeads, capacity, headDim].
+ */
 export interface LayerArrays {
   k: Float32Array;
   v: Float32Array;
@@ -27,7 +31,7 @@ export interface LayerArrays {
  * Keys and values of every layer for the positions already processed, so generation feeds
  * only the new token each step. A cache settles on one storage at its first forward (see
  * KVCacheOptions.storage): tensors [batch, kvHeads, positions, headDim], replaced every step
- * (get / set), or per-layer arrays written in place (layerArrays).
+ * (get / set), or per-layer arrays written in place (layerArrays, LayerArrays).
  */
 export class KVCache {
   private readonly entries: Array<{ k: tf.Tensor4D; v: tf.Tensor4D } | null>;
@@ -92,16 +96,15 @@ export class KVCache {
       throw new Error(`KVCache: layer ${layer} holds arrays for another shape than ${kvHeads} kv heads of ${headDim}`);
     }
     if (current && positions <= current.capacity) return current;
-    const capacity = Math.max(positions, current ? 2 * current.capacity : this.reserve);
+    // A multiple of 16 positions: every key row then starts on a 64-byte boundary like the first.
+    const capacity = Math.ceil(Math.max(positions, current ? 2 * current.capacity : this.reserve) / 16) * 16;
     const grown: LayerArrays = { k: new Float32Array(kvHeads * capacity * headDim), v: new Float32Array(kvHeads * capacity * headDim), capacity };
     if (current) {
-      // Each head's rows keep their place at the start of that head's (now longer) block.
-      const used = this.length * headDim;
-      for (let h = 0; h < kvHeads; h++) {
-        const from = h * current.capacity * headDim;
-        grown.k.set(current.k.subarray(from, from + used), h * capacity * headDim);
-        grown.v.set(current.v.subarray(from, from + used), h * capacity * headDim);
-      }
+      // Stored positions keep their place: the first `length` columns of each key row, the
+      // first `length` rows of each head's values.
+      const used = this.length;
+      for (let row = 0; row < kvHeads * headDim; row++) grown.k.set(current.k.subarray(row * current.capacity, row * current.capacity + used), row * capacity);
+      for (let h = 0; h < kvHeads; h++) grown.v.set(current.v.subarray(h * current.capacity * headDim, (h * current.capacity + used) * headDim), h * capacity * headDim);
     }
     this.arrays[layer] = grown;
     return grown;

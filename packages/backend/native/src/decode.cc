@@ -52,8 +52,10 @@ Napi::Value Linear(const Napi::CallbackInfo& info) {
 // The attention of T new positions (offset .. offset + T - 1) of one sequence:
 // - q [T, nH, hd], k and v [T, nKV, hd]: the projections, position-major as a linear layer
 //   writes them; cos and sin [T, hd]: the rotary rows of those positions.
-// - kCache and vCache [nKV, capacity, hd]: the keys (rotated) and values of positions before
-//   offset; the new ones are written at offset .. offset + T - 1.
+// - kCache [nKV, hd, capacity] (keys transposed: position p is column p) and vCache
+//   [nKV, capacity, hd]: the rotated keys and the values of positions before offset; the new
+//   ones are written at offset .. offset + T - 1. With the keys transposed, a query's scores
+//   and its weighted sum of values are both matrix-vector products over contiguous rows.
 // - out [T, nH, hd]: query t attends causally over cached positions 0 .. offset + t (the last
 //   `window` of them when window > 0), query head h reading kv head h / (nH / nKV).
 Napi::Value AttendCached(const Napi::CallbackInfo& info) {
@@ -75,33 +77,36 @@ Napi::Value AttendCached(const Napi::CallbackInfo& info) {
   DEEPEN_CHECK(env, offset + T <= capacity, "attendCached: offset + T exceeds the cache capacity");
   DEEPEN_CHECK(env, q.length == size_t(T * nH * hd) && out.length == q.length && k.length == size_t(T * nKV * hd) && v.length == k.length,
                "attendCached: q, out [T, nH, hd] or k, v [T, nKV, hd] have the wrong size");
-  DEEPEN_CHECK(env, kCache.length == size_t(nKV * capacity * hd) && vCache.length == kCache.length, "attendCached: the caches are not [nKV, capacity, hd]");
+  DEEPEN_CHECK(env, kCache.length == size_t(nKV * capacity * hd) && vCache.length == kCache.length, "attendCached: the caches are not [nKV, hd, capacity] and [nKV, capacity, hd]");
   DEEPEN_CHECK(env, cos.length == size_t(T * hd) && sin.length == cos.length, "attendCached: cos and sin are not [T, hd]");
   if (T == 0) return env.Undefined();
   const Isa& impl = isa();
   const size_t D = size_t(hd), cap = size_t(capacity);
+  std::vector<float> rotated(std::max(q.length, D));
   for (int64_t t = 0; t < T; t++) {
     const float* c = cos.data + t * D;
     const float* s = sin.data + t * D;
+    const size_t pos = size_t(offset + t);
     for (int64_t j = 0; j < nKV; j++) {
-      const size_t src = size_t(t * nKV + j) * D, dst = (size_t(j) * cap + size_t(offset + t)) * D;
-      impl.rope(k.data + src, c, s, 1, 1, D, false, kCache.data + dst);
-      std::memcpy(vCache.data + dst, v.data + src, D * sizeof(float));
+      const size_t src = size_t(t * nKV + j) * D;
+      impl.rope(k.data + src, c, s, 1, 1, D, false, rotated.data());
+      float* column = kCache.data + size_t(j) * D * cap + pos;
+      for (size_t d = 0; d < D; d++) column[d * cap] = rotated[d];
+      std::memcpy(vCache.data + (size_t(j) * cap + pos) * D, v.data + src, D * sizeof(float));
     }
   }
-  std::vector<float> rotated(q.length);
   for (int64_t t = 0; t < T; t++) impl.rope(q.data + t * nH * D, cos.data + t * D, sin.data + t * D, size_t(nH), 1, D, false, rotated.data() + t * nH * D);
   const size_t rows = size_t(T * nH), rep = size_t(nH / nKV), keys = size_t(offset + T);
-  // Split across the pool only when the rows carry enough work to pay for waking it.
-  const bool parallel = rows * keys * D >= (size_t(1) << 17);
+  // Split across the pool only when the rows carry enough work to pay for it.
+  const bool parallel = rows * keys * D >= (size_t(1) << 15);
   parallel_for(rows, parallel ? 1 : rows, [&](size_t begin, size_t end) {
     std::vector<float> scores(keys);
     for (size_t r = begin; r < end; r++) {
       const size_t t = r / size_t(nH), h = r % size_t(nH), j = h / rep;
       const size_t last = size_t(offset) + t;
       const size_t first = window > 0 && last + 1 > size_t(window) ? last + 1 - size_t(window) : 0;
-      const size_t base = (j * cap + first) * D;
-      impl.attend_row(rotated.data() + r * D, kCache.data + base, vCache.data + base, last - first + 1, D, scale, scores.data(), out.data + r * D);
+      impl.attend_row(rotated.data() + r * D, kCache.data + j * D * cap + first, cap, vCache.data + (j * cap + first) * D, last - first + 1, D, scale,
+                      scores.data(), out.data + r * D);
     }
   });
   return env.Undefined();

@@ -29,7 +29,7 @@ struct Isa {
   void (*softmax_backward_rows)(const float* probs, float* grad, size_t rows, size_t cols, float scale);
   void (*gemv_rows)(const float* x, const float* w, size_t K, size_t N, size_t ldw, float* y);
   void (*gemv_dot)(const float* x, const float* w, size_t K, size_t n0, size_t n1, size_t ldw, float* y);
-  void (*attend_row)(const float* q, const float* k, const float* v, size_t S, size_t hd, float scale, float* scores, float* out);
+  void (*attend_row)(const float* q, const float* kt, size_t ldk, const float* v, size_t S, size_t hd, float scale, float* scores, float* out);
 };
 
 #define DEEPEN_ISA_TABLE(ns)                                                                                              \

@@ -487,10 +487,13 @@ void gemv_dot(const float* x, const float* w, size_t K, size_t n0, size_t n1, si
   for (size_t n = n0; n < n1; n++) y[n] = dot16(w + n * ldw, x, K);
 }
 
-// One query row of attention over S cached keys and values (rows of hd, contiguous):
-// out = softmax(scale * k q) v, the probabilities left in `scores` [S].
-void attend_row(const float* q, const float* k, const float* v, size_t S, size_t hd, float scale, float* scores, float* __restrict out) {
-  for (size_t s = 0; s < S; s++) scores[s] = dot16(q, k + s * hd, hd) * scale;
+// One query row of attention over S cached positions: out = softmax(scale * q k) v, with the
+// keys stored transposed (kt [hd, ldk], position s in column s) and the values as rows
+// (v [S, hd]), so both products are matrix-vector products over contiguous rows. The
+// probabilities are left in `scores` [S].
+void attend_row(const float* q, const float* kt, size_t ldk, const float* v, size_t S, size_t hd, float scale, float* scores, float* __restrict out) {
+  gemv_rows(q, kt, hd, S, ldk, scores);
+  for (size_t s = 0; s < S; s++) scores[s] *= scale;
   const float m = row_max(scores, S);
   float sum = 0;
   for (size_t s = 0; s < S; s++) {
@@ -499,12 +502,8 @@ void attend_row(const float* q, const float* k, const float* v, size_t S, size_t
     sum += e;
   }
   const float inv = 1.0f / sum;
-  for (size_t d = 0; d < hd; d++) out[d] = 0.0f;
-  for (size_t s = 0; s < S; s++) {
-    const float p = scores[s] * inv;
-    const float* __restrict row = v + s * hd;
-    for (size_t d = 0; d < hd; d++) out[d] += p * row[d];
-  }
+  for (size_t s = 0; s < S; s++) scores[s] *= inv;
+  gemv_rows(scores, v, S, hd, hd, out);
 }
 
 }  // namespace DEEPEN_ISA

@@ -11,7 +11,11 @@ export interface CachedAttention {
   /** New keys and values [positions, kvHeads, headDim] (keys before the rotary embedding). */
   k: Float32Array;
   v: Float32Array;
-  /** The cache, [kvHeads, capacity, headDim] each: rotated keys and values of every earlier position. */
+  /**
+   * The cache: rotated keys [kvHeads, headDim, capacity] (transposed, position p in column p)
+   * and values [kvHeads, capacity, headDim] of every earlier position. Transposed keys make a
+   * query's scores a matrix-vector product over contiguous rows, as its sum of values is.
+   */
   kCache: Float32Array;
   vCache: Float32Array;
   /** Receives [positions, heads, headDim]. */

@@ -98,12 +98,17 @@ export function generate(model: LlamaModel, prompt: number[], options: GenerateO
   try {
     let feed = prompt;
     while (tokens.length < options.maxNewTokens) {
-      const last = tidyValues(() => {
-        const logits = cache ? model.logits([feed], { cache }) : model.logits([sequence]);
+      const logits = cache ? model.logits([feed], { cache }) : model.logits([sequence]);
+      let last: Float32Array;
+      try {
         const T = logits.shape[1];
-        // A decode step has one position: its logits are the whole tensor, no slice to copy.
-        return T === 1 ? tf.reshape(logits, [-1]) : tf.reshape(tf.slice(logits, [0, T - 1, 0], [1, 1, -1]), [-1]);
-      }) as Float32Array;
+        // A decode step has one position: its logits are the whole tensor, read without a
+        // slice (a copy and a few tfjs ops per token). Disposing the tensor leaves the array
+        // to this loop alone.
+        last = (T === 1 ? logits.dataSync() : tidyValues(() => tf.reshape(tf.slice(logits, [0, T - 1, 0], [1, 1, -1]), [-1]))) as Float32Array;
+      } finally {
+        logits.dispose();
+      }
       const token = sampleToken(last, options, rng);
       tokens.push(token);
       sequence.push(token);

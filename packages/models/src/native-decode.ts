@@ -24,26 +24,79 @@ export interface ArrayForwardResult {
   hidden?: { layers: number[]; inputs: tf.Tensor3D[]; outputs: tf.Tensor3D[] };
 }
 
-/** a + b, elementwise (float32 rounding, as tf.add). */
-function add(a: Float32Array, b: Float32Array): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = (a[i] as number) + (b[i] as number);
-  return out;
+/**
+ * x = scale * x + a in place, with tf's float32 roundings (tf.mul(x, scale) is rounded before
+ * tf.add); `scale` 1 is the plain sum.
+ */
+function addResidualInPlace(x: Float32Array, scale: number, a: Float32Array): void {
+  if (scale === 1) {
+    for (let i = 0; i < x.length; i++) x[i] = (x[i] as number) + (a[i] as number);
+    return;
+  }
+  const f = Math.fround(scale);
+  for (let i = 0; i < x.length; i++) x[i] = Math.fround((x[i] as number) * f) + (a[i] as number);
 }
 
-/** x * s for a constant s, as tf.mul(x, s) computes it (s rounded to float32 first). */
-function scaled(x: Float32Array, s: number): Float32Array {
-  const f = Math.fround(s);
-  const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = (x[i] as number) * f;
-  return out;
+/** out = scale * x + a, as addResidualInPlace computes it, into another array. */
+function addResidual(out: Float32Array, x: Float32Array, scale: number, a: Float32Array): void {
+  const f = Math.fround(scale);
+  for (let i = 0; i < x.length; i++) out[i] = (scale === 1 ? (x[i] as number) : Math.fround((x[i] as number) * f)) + (a[i] as number);
 }
 
-/** x * g in place, g broadcast over the rows of x ([H] per row, or [1]). */
-function scaleRowsInPlace(x: Float32Array, g: Float32Array): Float32Array {
+/** x * g in place, g broadcast over the rows of x ([H] per row, or [1]), as tf.mul(x, g). */
+function gateInPlace(x: Float32Array, g: Float32Array): void {
   const n = g.length;
   for (let i = 0; i < x.length; i++) x[i] = (x[i] as number) * (g[n === 1 ? 0 : i % n] as number);
-  return x;
+}
+
+/**
+ * The arrays one forward of `positions` tokens computes into, reused from step to step: a
+ * decode step would otherwise allocate a dozen arrays per layer, and each allocation of a
+ * typed array (its backing store, its share of garbage collection) costs about as much as the
+ * small kernels that fill it.
+ */
+class Workspace {
+  /** The residual stream [T, H], updated in place block by block. */
+  readonly x: Float32Array;
+  /** A norm's output [T, H], and the sum that a post-norm block normalises. */
+  readonly normed: Float32Array;
+  readonly sum: Float32Array;
+  /** A sublayer's output [T, H]. */
+  readonly out: Float32Array;
+  readonly q: Float32Array;
+  readonly k: Float32Array;
+  readonly v: Float32Array;
+  readonly qNormed: Float32Array;
+  readonly kNormed: Float32Array;
+  readonly context: Float32Array;
+  readonly gate: Float32Array;
+  readonly up: Float32Array;
+  readonly hidden: Float32Array;
+
+  constructor(
+    readonly positions: number,
+    config: LlamaConfig,
+  ) {
+    const T = positions;
+    const H = config.hidden_size;
+    const hd = headDim(config);
+    const q = config.num_attention_heads * hd;
+    const kv = config.num_key_value_heads * hd;
+    const I = config.intermediate_size;
+    this.x = new Float32Array(T * H);
+    this.normed = new Float32Array(T * H);
+    this.sum = new Float32Array(T * H);
+    this.out = new Float32Array(T * H);
+    this.q = new Float32Array(T * q);
+    this.k = new Float32Array(T * kv);
+    this.v = new Float32Array(T * kv);
+    this.qNormed = new Float32Array(T * q);
+    this.kNormed = new Float32Array(T * kv);
+    this.context = new Float32Array(T * q);
+    this.gate = new Float32Array(T * I);
+    this.up = new Float32Array(T * I);
+    this.hidden = new Float32Array(T * I);
+  }
 }
 
 /** One block's tensors, looked up once (names are built by string concatenation, per call it adds up). */
@@ -76,12 +129,15 @@ interface BlockWeights {
  * The model's cached forward for a batch of one on plain arrays through the native engine's
  * decode kernels, skipping TensorFlow.js's per-op dispatch: per layer a handful of direct
  * calls (RMSNorm, one matrix-vector product per projection, attention that writes the new keys
- * and values into the cache in place, SwiGLU) and small elementwise loops. The block wiring
- * mirrors LlamaModel.block step for step, so every scheme computes what the tfjs path does
- * (checked in the tests, together with the uncached forward).
+ * and values into the cache in place, SwiGLU) and small elementwise loops, into arrays reused
+ * from step to step. The block wiring mirrors LlamaModel.block step for step, so every scheme
+ * computes what the tfjs path does (checked in the tests, together with the uncached forward).
  */
 export class ArrayForward {
   private readonly weights: Array<BlockWeights | undefined> = [];
+  /** Each weight's values, while its tensor (dataId) is the same: a lookup in the engine per weight per step adds up. */
+  private readonly values = new WeakMap<tf.Variable, { dataId: object; values: Float32Array; scale: number; scaled: Float32Array | null }>();
+  private workspace: Workspace | null = null;
 
   constructor(private readonly m: ModelParts) {}
 
@@ -91,30 +147,35 @@ export class ArrayForward {
     const H = config.hidden_size;
     const V = config.vocab_size;
     const offset = cache.length;
-    const embed = kernels.values(this.m.param(EMBED));
-    let x: Float32Array = new Float32Array(T * H);
     for (let t = 0; t < T; t++) {
       const id = ids[t] as number;
       if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`forward: token id ${id} at position ${offset + t} is outside the vocabulary [0, ${V})`);
+    }
+    if (this.workspace?.positions !== T) this.workspace = new Workspace(T, config);
+    const ws = this.workspace;
+    const embed = this.valuesOf(this.m.param(EMBED), kernels);
+    const x = ws.x;
+    for (let t = 0; t < T; t++) {
+      const id = ids[t] as number;
       x.set(embed.subarray(id * H, (id + 1) * H), t * H);
     }
     const { cos, sin } = this.m.rope.arrays(offset, T);
     const hidden = capture ? { layers: [] as number[], inputs: [] as Float32Array[], outputs: [] as Float32Array[] } : null;
     for (let i = 0; i < config.num_hidden_layers; i++) {
       if (skip.has(i)) continue;
-      const out = this.block(i, x, T, cos, sin, cache, kernels);
+      // The stream is updated in place: what is captured is a copy.
+      if (hidden) hidden.inputs.push(x.slice());
+      this.block(i, ws, T, cos, sin, cache, kernels);
       if (hidden) {
         hidden.layers.push(i);
-        hidden.inputs.push(x);
-        hidden.outputs.push(out);
+        hidden.outputs.push(x.slice());
       }
-      x = out;
     }
-    const normed = new Float32Array(T * H);
-    kernels.rmsNorm(x, kernels.values(this.m.param(FINAL_NORM)), normed, config.rms_norm_eps);
+    kernels.rmsNorm(x, this.valuesOf(this.m.param(FINAL_NORM), kernels), ws.normed, config.rms_norm_eps);
+    // A new array each forward: the logits tensor takes it over.
     const logits = new Float32Array(T * V);
-    if (config.tie_word_embeddings) kernels.linear(normed, embed, null, logits, T, H, V, true);
-    else kernels.linear(normed, kernels.values(this.m.param(LM_HEAD)), null, logits, T, H, V);
+    if (config.tie_word_embeddings) kernels.linear(ws.normed, embed, null, logits, T, H, V, true);
+    else kernels.linear(ws.normed, this.valuesOf(this.m.param(LM_HEAD), kernels), null, logits, T, H, V);
     const shape: [number, number, number] = [1, T, H];
     return {
       logits: tf.tensor3d(logits, [1, T, V]),
@@ -122,6 +183,22 @@ export class ArrayForward {
         ? { hidden: { layers: hidden.layers, inputs: hidden.inputs.map((h) => tf.tensor3d(h, shape)), outputs: hidden.outputs.map((h) => tf.tensor3d(h, shape)) } }
         : {}),
     };
+  }
+
+  /** A weight's values; with `scale` other than 1, the weight times scale (rounded to float32 as tf.mul), computed once. */
+  private valuesOf(v: tf.Variable, kernels: DecodeKernels, scale = 1): Float32Array {
+    let entry = this.values.get(v);
+    if (!entry || entry.dataId !== v.dataId) {
+      entry = { dataId: v.dataId, values: kernels.values(v), scale: 1, scaled: null };
+      this.values.set(v, entry);
+    }
+    if (scale === 1) return entry.values;
+    if (entry.scale !== scale || !entry.scaled) {
+      const f = Math.fround(scale);
+      entry.scaled = entry.values.map((w) => w * f);
+      entry.scale = scale;
+    }
+    return entry.scaled;
   }
 
   private blockWeights(i: number): BlockWeights {
@@ -160,82 +237,86 @@ export class ArrayForward {
     return w;
   }
 
-  private block(i: number, x: Float32Array, T: number, cos: Float32Array, sin: Float32Array, cache: KVCache, kernels: DecodeKernels): Float32Array {
-    const plan = this.m.plans[i] as BlockPlan;
-    const w = this.blockWeights(i);
-    const eps = this.m.config.rms_norm_eps;
-    let h: Float32Array;
-    switch (plan.wiring) {
-      case 'pre':
-        h = add(this.residual(plan, x), this.gate(this.attention(i, w, norm(kernels, x, w.attnNorm, plan.normScale, eps), T, cos, sin, cache, kernels), w.attnGate, kernels));
-        return add(this.residual(plan, h), this.gate(this.mlp(w, norm(kernels, h, w.mlpNorm, plan.normScale, eps), T, kernels), w.mlpGate, kernels));
-      case 'post':
-        h = norm(kernels, add(this.residual(plan, x), this.gate(this.attention(i, w, x, T, cos, sin, cache, kernels), w.attnGate, kernels)), w.attnNorm, 1, eps);
-        return norm(kernels, add(this.residual(plan, h), this.gate(this.mlp(w, h, T, kernels), w.mlpGate, kernels)), w.mlpNorm, 1, eps);
-      case 'sandwich': {
-        const attended = this.attention(i, w, norm(kernels, x, w.attnNorm, plan.normScale, eps), T, cos, sin, cache, kernels);
-        h = add(this.residual(plan, x), this.gate(norm(kernels, attended, w.attnOutNorm!, 1, eps), w.attnGate, kernels));
-        const mixed = this.mlp(w, norm(kernels, h, w.mlpNorm, plan.normScale, eps), T, kernels);
-        return add(this.residual(plan, h), this.gate(norm(kernels, mixed, w.mlpOutNorm!, 1, eps), w.mlpGate, kernels));
-      }
-    }
-  }
-
-  /** The residual stream where a sublayer joins it (DeepNorm's alpha), as LlamaModel.block. */
-  private residual(plan: BlockPlan, h: Float32Array): Float32Array {
-    return plan.residualScale === 1 ? h : scaled(h, plan.residualScale);
+  /** RMSNorm of h into `into`, a constant scale folded into the weight as LlamaModel.block does. */
+  private norm(h: Float32Array, weight: tf.Variable, scale: number, into: Float32Array, kernels: DecodeKernels): Float32Array {
+    kernels.rmsNorm(h, this.valuesOf(weight, kernels, scale), into, this.m.config.rms_norm_eps);
+    return into;
   }
 
   /** A sublayer's output times its LayerScale / SkipInit gate, when the scheme has one. */
   private gate(y: Float32Array, gate: tf.Variable | null, kernels: DecodeKernels): Float32Array {
-    return gate ? scaleRowsInPlace(y, kernels.values(gate)) : y;
+    if (gate) gateInPlace(y, this.valuesOf(gate, kernels));
+    return y;
   }
 
-  private attention(i: number, w: BlockWeights, x: Float32Array, T: number, cos: Float32Array, sin: Float32Array, cache: KVCache, kernels: DecodeKernels): Float32Array {
+  /** x [T, K] W [K, N] (+ b) into y [T, N]. */
+  private linear(x: Float32Array, weight: tf.Variable, bias: tf.Variable | null, y: Float32Array, T: number, K: number, N: number, kernels: DecodeKernels): Float32Array {
+    kernels.linear(x, this.valuesOf(weight, kernels), bias ? this.valuesOf(bias, kernels) : null, y, T, K, N);
+    return y;
+  }
+
+  /** One block on the stream ws.x, in place; the same steps as LlamaModel.block. */
+  private block(i: number, ws: Workspace, T: number, cos: Float32Array, sin: Float32Array, cache: KVCache, kernels: DecodeKernels): void {
+    const plan = this.m.plans[i] as BlockPlan;
+    const w = this.blockWeights(i);
+    const x = ws.x;
+    const rs = plan.residualScale;
+    switch (plan.wiring) {
+      case 'pre':
+        this.gate(this.attention(i, w, this.norm(x, w.attnNorm, plan.normScale, ws.normed, kernels), T, ws, cos, sin, cache, kernels), w.attnGate, kernels);
+        addResidualInPlace(x, rs, ws.out);
+        this.gate(this.mlp(w, this.norm(x, w.mlpNorm, plan.normScale, ws.normed, kernels), T, ws, kernels), w.mlpGate, kernels);
+        addResidualInPlace(x, rs, ws.out);
+        return;
+      case 'post':
+        this.gate(this.attention(i, w, x, T, ws, cos, sin, cache, kernels), w.attnGate, kernels);
+        addResidual(ws.sum, x, rs, ws.out);
+        this.norm(ws.sum, w.attnNorm, 1, x, kernels);
+        this.gate(this.mlp(w, x, T, ws, kernels), w.mlpGate, kernels);
+        addResidual(ws.sum, x, rs, ws.out);
+        this.norm(ws.sum, w.mlpNorm, 1, x, kernels);
+        return;
+      case 'sandwich':
+        this.attention(i, w, this.norm(x, w.attnNorm, plan.normScale, ws.normed, kernels), T, ws, cos, sin, cache, kernels);
+        this.gate(this.norm(ws.out, w.attnOutNorm!, 1, ws.normed, kernels), w.attnGate, kernels);
+        addResidualInPlace(x, rs, ws.normed);
+        this.mlp(w, this.norm(x, w.mlpNorm, plan.normScale, ws.normed, kernels), T, ws, kernels);
+        this.gate(this.norm(ws.out, w.mlpOutNorm!, 1, ws.normed, kernels), w.mlpGate, kernels);
+        addResidualInPlace(x, rs, ws.normed);
+        return;
+    }
+  }
+
+  /** Self-attention of the normed stream x into ws.out, the cache extended in place. */
+  private attention(i: number, w: BlockWeights, x: Float32Array, T: number, ws: Workspace, cos: Float32Array, sin: Float32Array, cache: KVCache, kernels: DecodeKernels): Float32Array {
     const { config } = this.m;
     const H = config.hidden_size;
     const nH = config.num_attention_heads;
     const nKV = config.num_key_value_heads;
     const hd = headDim(config);
-    let q = linear(kernels, x, w.q, w.qBias, T, H, nH * hd);
-    let k = linear(kernels, x, w.k, w.kBias, T, H, nKV * hd);
-    const v = linear(kernels, x, w.v, w.vBias, T, H, nKV * hd);
+    let q = this.linear(x, w.q, w.qBias, ws.q, T, H, nH * hd, kernels);
+    let k = this.linear(x, w.k, w.kBias, ws.k, T, H, nKV * hd, kernels);
+    const v = this.linear(x, w.v, w.vBias, ws.v, T, H, nKV * hd, kernels);
     // Qwen3: each head of q and k normalised over head_dim before the rotary embedding.
-    if (w.qNorm) q = norm(kernels, q, w.qNorm, 1, config.rms_norm_eps);
-    if (w.kNorm) k = norm(kernels, k, w.kNorm, 1, config.rms_norm_eps);
+    if (w.qNorm) q = this.norm(q, w.qNorm, 1, ws.qNormed, kernels);
+    if (w.kNorm) k = this.norm(k, w.kNorm, 1, ws.kNormed, kernels);
     const offset = cache.length;
     const layer = cache.layerArrays(i, nKV, hd, offset + T);
-    const context = new Float32Array(T * nH * hd);
     kernels.attendCached({
-      q, k, v, kCache: layer.k, vCache: layer.v, out: context, cos, sin,
+      q, k, v, kCache: layer.k, vCache: layer.v, out: ws.context, cos, sin,
       positions: T, offset, heads: nH, kvHeads: nKV, headDim: hd, capacity: layer.capacity,
       scale: 1 / Math.sqrt(hd), window: this.m.windows[i] ?? null,
     });
-    return linear(kernels, context, w.o, w.oBias, T, nH * hd, H);
+    return this.linear(ws.context, w.o, w.oBias, ws.out, T, nH * hd, H, kernels);
   }
 
-  private mlp(w: BlockWeights, x: Float32Array, T: number, kernels: DecodeKernels): Float32Array {
+  /** The SwiGLU MLP of the normed stream x into ws.out. */
+  private mlp(w: BlockWeights, x: Float32Array, T: number, ws: Workspace, kernels: DecodeKernels): Float32Array {
     const H = this.m.config.hidden_size;
     const I = this.m.config.intermediate_size;
-    const gate = linear(kernels, x, w.gate, w.gateBias, T, H, I);
-    const up = linear(kernels, x, w.up, w.upBias, T, H, I);
-    const hidden = new Float32Array(T * I);
-    kernels.swiGlu(gate, up, hidden); // silu(gate) * up
-    return linear(kernels, hidden, w.down, w.downBias, T, I, H);
+    this.linear(x, w.gate, w.gateBias, ws.gate, T, H, I, kernels);
+    this.linear(x, w.up, w.upBias, ws.up, T, H, I, kernels);
+    kernels.swiGlu(ws.gate, ws.up, ws.hidden); // silu(gate) * up
+    return this.linear(ws.hidden, w.down, w.downBias, ws.out, T, I, H, kernels);
   }
-}
-
-/** RMSNorm of the rows of h; a constant scale is folded into the weight, as LlamaModel.block does. */
-function norm(kernels: DecodeKernels, h: Float32Array, weight: tf.Variable, scale: number, eps: number): Float32Array {
-  const y = new Float32Array(h.length);
-  const values = kernels.values(weight);
-  kernels.rmsNorm(h, scale === 1 ? values : scaled(values, scale), y, eps);
-  return y;
-}
-
-/** x [T, K] W [K, N] (+ b), [T, N]. */
-function linear(kernels: DecodeKernels, x: Float32Array, weight: tf.Variable, bias: tf.Variable | null, T: number, K: number, N: number): Float32Array {
-  const y = new Float32Array(T * N);
-  kernels.linear(x, kernels.values(weight), bias ? kernels.values(bias) : null, y, T, K, N);
-  return y;
 }

@@ -70,6 +70,8 @@ export interface DecodeKernels {
 let kernels: DecodeKernels | null = null;
 
 function makeKernels(binding: NativeBinding): DecodeKernels {
+  // RMSNorm's per-row statistics (which only its backward pass reads), reused between calls.
+  let rstd = new Float32Array(64);
   return {
     values(tensor) {
       const backend = tf.backend() as MathBackendCPU;
@@ -84,7 +86,8 @@ function makeKernels(binding: NativeBinding): DecodeKernels {
     rmsNorm(x, weight, y, eps) {
       // A length that is not a whole number of rows fails the addon's size check.
       const rows = Math.floor(x.length / weight.length);
-      binding.rmsNorm(x, weight, y, new Float32Array(rows), rows, weight.length, eps);
+      if (rstd.length < rows) rstd = new Float32Array(rows);
+      binding.rmsNorm(x, weight, y, rstd.length === rows ? rstd : rstd.subarray(0, rows), rows, weight.length, eps);
     },
     swiGlu(gate, up, h) {
       binding.swiglu(gate, up, h);

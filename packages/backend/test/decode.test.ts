@@ -105,13 +105,15 @@ describe.skipIf(skipNative)(`decode kernels of the native engine${skipReason ? `
     expect(Array.from(transposed)).toEqual(Array.from(plain));
   });
 
-  it('linear: one row and several, with and without bias, w stored [K, N] or [N, K]', async () => {
+  it('linear: one row and several (column tiles split across threads), with and without bias, w stored [K, N] or [N, K]', async () => {
     await tf.setBackend('deepen-native');
     const kernels = nativeDecodeKernels()!;
     for (const [M, K, N] of [
       [1, 7, 5],
       [1, 768, 512],
       [4, 33, 20],
+      // Several rows and columns past one 128-column tile: SGEMM per tile across the pool.
+      [5, 64, 300],
     ] as const) {
       for (const transW of [false, true]) {
         for (const withBias of [false, true]) {

@@ -9,10 +9,11 @@
 namespace deepen {
 namespace {
 
-// Below this many bytes of weights the product runs on the calling thread: handing part of it
-// to the pool costs about what it saves. At the 9m shape (64 KB to 180 KB matrices, all
-// cache-resident) splitting every projection measured 58 us per token against 75 on one thread.
-constexpr size_t kParallelBytes = 64 * 1024;
+// Below this many bytes of weights the product runs on the calling thread. At the 9m shape
+// (64 KB to 1 MB matrices, all cache-resident, microseconds each) splitting from 128 KB
+// measured best on two cores; from 64 KB too, the second thread's share of the smallest
+// matrices was lost whenever another process held its core.
+constexpr size_t kParallelBytes = 128 * 1024;
 
 // Rows of w per partial sum when w [K, N] is split by rows. Set by K alone, never by the
 // thread count, and the partial sums are added in a fixed order: one thread and several give

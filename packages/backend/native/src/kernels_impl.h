@@ -495,14 +495,18 @@ void attend_row(const float* q, const float* kt, size_t ldk, const float* v, siz
   gemv_rows(q, kt, hd, S, ldk, scores);
   for (size_t s = 0; s < S; s++) scores[s] *= scale;
   const float m = row_max(scores, S);
+  // The exponentials in a loop of their own and the sum in sixteen partial sums: a running
+  // `sum += e` in the same loop would keep the whole loop, fast_exp included, scalar.
+  for (size_t s = 0; s < S; s++) scores[s] = fast_exp(scores[s] - m);
+  float partial[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  size_t s = 0;
+  for (; s + 16 <= S; s += 16)
+    for (int j = 0; j < 16; j++) partial[j] += scores[s + j];
   float sum = 0;
-  for (size_t s = 0; s < S; s++) {
-    const float e = fast_exp(scores[s] - m);
-    scores[s] = e;
-    sum += e;
-  }
+  for (int j = 0; j < 16; j++) sum += partial[j];
+  for (; s < S; s++) sum += scores[s];
   const float inv = 1.0f / sum;
-  for (size_t s = 0; s < S; s++) scores[s] *= inv;
+  for (size_t i = 0; i < S; i++) scores[i] *= inv;
   gemv_rows(scores, v, S, hd, hd, out);
 }
 

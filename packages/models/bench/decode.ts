@@ -70,6 +70,9 @@ export function decodeCase(name: string, model: () => LlamaModel, prompt: number
     name,
     work: newTokens,
     external: async () => {
+      // OpenBLAS's workers spin for ~75 ms after a threaded product (the previous case's
+      // prefill, say) and would take a core from this case's first runs: let them sleep.
+      await new Promise((resolve) => setTimeout(resolve, 250));
       measureDecode(model(), prompt, options);
       const times = Array.from({ length: runs }, () => measureDecode(model(), prompt, options).decodeMs);
       return { medianMs: median(times), runs };

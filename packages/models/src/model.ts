@@ -425,6 +425,7 @@ export class LlamaModel {
   dispose(): void {
     tf.dispose([...this.params.values()]);
     this.rope.dispose();
+    this.arrays.release();
     this.params.clear();
   }
 }

@@ -136,10 +136,17 @@ interface BlockWeights {
 export class ArrayForward {
   private readonly weights: Array<BlockWeights | undefined> = [];
   /** Each weight's values, while its tensor (dataId) is the same: a lookup in the engine per weight per step adds up. */
-  private readonly values = new WeakMap<tf.Variable, { dataId: object; values: Float32Array; scale: number; scaled: Float32Array | null }>();
+  private values = new WeakMap<tf.Variable, { dataId: object; values: Float32Array; scale: number; scaled: Float32Array | null }>();
   private workspace: Workspace | null = null;
 
   constructor(private readonly m: ModelParts) {}
+
+  /** Drops the weights' values and the workspace (the model is being disposed). */
+  release(): void {
+    this.weights.length = 0;
+    this.values = new WeakMap();
+    this.workspace = null;
+  }
 
   forward(ids: ArrayLike<number>, cache: KVCache, kernels: DecodeKernels, skip: Set<number>, capture: boolean): ArrayForwardResult {
     const { config } = this.m;

@@ -78,6 +78,15 @@ export function sampleToken(logits: Float32Array, options: Pick<GenerateOptions,
   return kept[probs.length - 1] as number;
 }
 
+/** The last position's logits of [1, T, V] logits, the tensor disposed. */
+function lastRow(logits: tf.Tensor3D): Float32Array {
+  try {
+    return tidyValues(() => tf.reshape(tf.slice(logits, [0, logits.shape[1] - 1, 0], [1, 1, -1]), [-1])) as Float32Array;
+  } finally {
+    logits.dispose();
+  }
+}
+
 /** Continues a prompt token by token (batch of one). */
 export function generate(model: LlamaModel, prompt: number[], options: GenerateOptions): GenerateResult {
   if (prompt.length === 0) throw new Error('generate: the prompt is empty');
@@ -95,20 +104,12 @@ export function generate(model: LlamaModel, prompt: number[], options: GenerateO
     : new KVCache(model.config.num_hidden_layers, { capacity: prompt.length + Math.max(1, options.maxNewTokens), storage: options.cacheStorage ?? 'auto' });
   const sequence = [...prompt];
   const tokens: number[] = [];
+  // Without onToken nothing outlives a step's logits: one array serves every step.
+  const scratch = options.onToken ? undefined : new Float32Array(model.config.vocab_size);
   try {
     let feed = prompt;
     while (tokens.length < options.maxNewTokens) {
-      const logits = cache ? model.logits([feed], { cache }) : model.logits([sequence]);
-      let last: Float32Array;
-      try {
-        const T = logits.shape[1];
-        // A decode step has one position: its logits are the whole tensor, read without a
-        // slice (a copy and a few tfjs ops per token). Disposing the tensor leaves the array
-        // to this loop alone.
-        last = (T === 1 ? logits.dataSync() : tidyValues(() => tf.reshape(tf.slice(logits, [0, T - 1, 0], [1, 1, -1]), [-1]))) as Float32Array;
-      } finally {
-        logits.dispose();
-      }
+      const last = cache ? model.decodeLogits(feed, cache, scratch) : lastRow(model.logits([sequence]));
       const token = sampleToken(last, options, rng);
       tokens.push(token);
       sequence.push(token);

@@ -99,31 +99,75 @@ class Workspace {
   }
 }
 
-/** One block's tensors, looked up once (names are built by string concatenation, per call it adds up). */
-interface BlockWeights {
-  attnNorm: tf.Variable;
-  mlpNorm: tf.Variable;
-  q: tf.Variable;
-  k: tf.Variable;
-  v: tf.Variable;
-  o: tf.Variable;
-  gate: tf.Variable;
-  up: tf.Variable;
-  down: tf.Variable;
-  qBias: tf.Variable | null;
-  kBias: tf.Variable | null;
-  vBias: tf.Variable | null;
-  oBias: tf.Variable | null;
-  gateBias: tf.Variable | null;
-  upBias: tf.Variable | null;
-  downBias: tf.Variable | null;
-  qNorm: tf.Variable | null;
-  kNorm: tf.Variable | null;
-  attnOutNorm: tf.Variable | null;
-  mlpOutNorm: tf.Variable | null;
-  attnGate: tf.Variable | null;
-  mlpGate: tf.Variable | null;
+/**
+ * A weight and its values. They are read from the engine again only when the variable's tensor
+ * changes (an assign gives it a new dataId); a lookup per weight per step adds up.
+ */
+class WeightRef {
+  private dataId: object | null = null;
+  private current: Float32Array | null = null;
+  private scale = 1;
+  private scaledValues: Float32Array | null = null;
+
+  constructor(readonly variable: tf.Variable) {}
+
+  values(kernels: DecodeKernels): Float32Array {
+    if (this.variable.dataId !== this.dataId || !this.current) {
+      this.current = kernels.values(this.variable);
+      this.dataId = this.variable.dataId;
+      this.scaledValues = null;
+    }
+    return this.current;
+  }
+
+  /** The values times `scale`, rounded to float32 as tf.mul rounds them, computed once. */
+  scaled(kernels: DecodeKernels, scale: number): Float32Array {
+    const values = this.values(kernels);
+    if (scale === 1) return values;
+    if (!this.scaledValues || this.scale !== scale) {
+      const f = Math.fround(scale);
+      this.scaledValues = values.map((w) => w * f);
+      this.scale = scale;
+    }
+    return this.scaledValues;
+  }
 }
+
+/** One block's weights, looked up once (names are built by string concatenation). */
+interface BlockWeights {
+  attnNorm: WeightRef;
+  mlpNorm: WeightRef;
+  q: WeightRef;
+  k: WeightRef;
+  v: WeightRef;
+  o: WeightRef;
+  gate: WeightRef;
+  up: WeightRef;
+  down: WeightRef;
+  qBias: WeightRef | null;
+  kBias: WeightRef | null;
+  vBias: WeightRef | null;
+  oBias: WeightRef | null;
+  gateBias: WeightRef | null;
+  upBias: WeightRef | null;
+  downBias: WeightRef | null;
+  qNorm: WeightRef | null;
+  kNorm: WeightRef | null;
+  attnOutNorm: WeightRef | null;
+  mlpOutNorm: WeightRef | null;
+  attnGate: WeightRef | null;
+  mlpGate: WeightRef | null;
+}
+
+/** The weights outside the blocks. */
+interface ModelWeights {
+  embed: WeightRef;
+  finalNorm: WeightRef;
+  /** Null when the embedding is tied and serves as the LM head. */
+  head: WeightRef | null;
+}
+
+const NO_SKIP: ReadonlySet<number> = new Set();
 
 /**
  * The model's cached forward for a batch of one on plain arrays through the native engine's
@@ -134,21 +178,56 @@ interface BlockWeights {
  * computes what the tfjs path does (checked in the tests, together with the uncached forward).
  */
 export class ArrayForward {
-  private readonly weights: Array<BlockWeights | undefined> = [];
-  /** Each weight's values, while its tensor (dataId) is the same: a lookup in the engine per weight per step adds up. */
-  private values = new WeakMap<tf.Variable, { dataId: object; values: Float32Array; scale: number; scaled: Float32Array | null }>();
+  private weights: Array<BlockWeights | undefined> = [];
+  private outer: ModelWeights | null = null;
   private workspace: Workspace | null = null;
 
   constructor(private readonly m: ModelParts) {}
 
   /** Drops the weights' values and the workspace (the model is being disposed). */
   release(): void {
-    this.weights.length = 0;
-    this.values = new WeakMap();
+    this.weights = [];
+    this.outer = null;
     this.workspace = null;
   }
 
-  forward(ids: ArrayLike<number>, cache: KVCache, kernels: DecodeKernels, skip: Set<number>, capture: boolean): ArrayForwardResult {
+  /** Logits of every position [1, T, V] (and the blocks' hidden states when asked). */
+  forward(ids: ArrayLike<number>, cache: KVCache, kernels: DecodeKernels, skip: ReadonlySet<number>, capture: boolean): ArrayForwardResult {
+    const { config } = this.m;
+    const T = ids.length;
+    const H = config.hidden_size;
+    const V = config.vocab_size;
+    const hidden = capture ? { layers: [] as number[], inputs: [] as Float32Array[], outputs: [] as Float32Array[] } : null;
+    const ws = this.run(ids, cache, kernels, skip, hidden);
+    // A new array each forward: the logits tensor takes it over.
+    const logits = new Float32Array(T * V);
+    this.head(ws.normed, logits, T, kernels);
+    const shape: [number, number, number] = [1, T, H];
+    return {
+      logits: tf.tensor3d(logits, [1, T, V]),
+      ...(hidden
+        ? { hidden: { layers: hidden.layers, inputs: hidden.inputs.map((h) => tf.tensor3d(h, shape)), outputs: hidden.outputs.map((h) => tf.tensor3d(h, shape)) } }
+        : {}),
+    };
+  }
+
+  /** The logits of the last position only, into `out` [V]: a decode step, no tensor made. */
+  lastLogits(ids: ArrayLike<number>, cache: KVCache, kernels: DecodeKernels, out: Float32Array): Float32Array {
+    const T = ids.length;
+    const H = this.m.config.hidden_size;
+    const ws = this.run(ids, cache, kernels, NO_SKIP, null);
+    this.head(T === 1 ? ws.normed : ws.normed.subarray((T - 1) * H, T * H), out, 1, kernels);
+    return out;
+  }
+
+  /** The embedding, the blocks and the final norm: ws.normed holds the normed stream [T, H] after. */
+  private run(
+    ids: ArrayLike<number>,
+    cache: KVCache,
+    kernels: DecodeKernels,
+    skip: ReadonlySet<number>,
+    hidden: { layers: number[]; inputs: Float32Array[]; outputs: Float32Array[] } | null,
+  ): Workspace {
     const { config } = this.m;
     const T = ids.length;
     const H = config.hidden_size;
@@ -160,14 +239,14 @@ export class ArrayForward {
     }
     if (this.workspace?.positions !== T) this.workspace = new Workspace(T, config);
     const ws = this.workspace;
-    const embed = this.valuesOf(this.m.param(EMBED), kernels);
+    const outer = this.modelWeights();
+    const embed = outer.embed.values(kernels);
     const x = ws.x;
     for (let t = 0; t < T; t++) {
       const id = ids[t] as number;
       x.set(embed.subarray(id * H, (id + 1) * H), t * H);
     }
     const { cos, sin } = this.m.rope.arrays(offset, T);
-    const hidden = capture ? { layers: [] as number[], inputs: [] as Float32Array[], outputs: [] as Float32Array[] } : null;
     for (let i = 0; i < config.num_hidden_layers; i++) {
       if (skip.has(i)) continue;
       // The stream is updated in place: what is captured is a copy.
@@ -178,40 +257,31 @@ export class ArrayForward {
         hidden.outputs.push(x.slice());
       }
     }
-    kernels.rmsNorm(x, this.valuesOf(this.m.param(FINAL_NORM), kernels), ws.normed, config.rms_norm_eps);
-    // A new array each forward: the logits tensor takes it over.
-    const logits = new Float32Array(T * V);
-    if (config.tie_word_embeddings) kernels.linear(ws.normed, embed, null, logits, T, H, V, true);
-    else kernels.linear(ws.normed, this.valuesOf(this.m.param(LM_HEAD), kernels), null, logits, T, H, V);
-    const shape: [number, number, number] = [1, T, H];
-    return {
-      logits: tf.tensor3d(logits, [1, T, V]),
-      ...(hidden
-        ? { hidden: { layers: hidden.layers, inputs: hidden.inputs.map((h) => tf.tensor3d(h, shape)), outputs: hidden.outputs.map((h) => tf.tensor3d(h, shape)) } }
-        : {}),
-    };
+    kernels.rmsNorm(x, outer.finalNorm.values(kernels), ws.normed, config.rms_norm_eps);
+    return ws;
   }
 
-  /** A weight's values; with `scale` other than 1, the weight times scale (rounded to float32 as tf.mul), computed once. */
-  private valuesOf(v: tf.Variable, kernels: DecodeKernels, scale = 1): Float32Array {
-    let entry = this.values.get(v);
-    if (!entry || entry.dataId !== v.dataId) {
-      entry = { dataId: v.dataId, values: kernels.values(v), scale: 1, scaled: null };
-      this.values.set(v, entry);
-    }
-    if (scale === 1) return entry.values;
-    if (entry.scale !== scale || !entry.scaled) {
-      const f = Math.fround(scale);
-      entry.scaled = entry.values.map((w) => w * f);
-      entry.scale = scale;
-    }
-    return entry.scaled;
+  /** The LM head (or the tied embedding) on `rows` normed rows into `out` [rows, V]. */
+  private head(normed: Float32Array, out: Float32Array, rows: number, kernels: DecodeKernels): void {
+    const { hidden_size: H, vocab_size: V } = this.m.config;
+    const outer = this.modelWeights();
+    if (outer.head) kernels.linear(normed, outer.head.values(kernels), null, out, rows, H, V);
+    else kernels.linear(normed, outer.embed.values(kernels), null, out, rows, H, V, true);
+  }
+
+  private modelWeights(): ModelWeights {
+    this.outer ??= {
+      embed: new WeightRef(this.m.param(EMBED)),
+      finalNorm: new WeightRef(this.m.param(FINAL_NORM)),
+      head: this.m.config.tie_word_embeddings ? null : new WeightRef(this.m.param(LM_HEAD)),
+    };
+    return this.outer;
   }
 
   private blockWeights(i: number): BlockWeights {
     let w = this.weights[i];
     if (w) return w;
-    const p = (suffix: string) => this.m.param(layerPrefix(i) + suffix);
+    const p = (suffix: string) => new WeightRef(this.m.param(layerPrefix(i) + suffix));
     const plan = this.m.plans[i] as BlockPlan;
     const b = this.m.biases;
     const gated = plan.gate.kind !== 'none';
@@ -245,20 +315,20 @@ export class ArrayForward {
   }
 
   /** RMSNorm of h into `into`, a constant scale folded into the weight as LlamaModel.block does. */
-  private norm(h: Float32Array, weight: tf.Variable, scale: number, into: Float32Array, kernels: DecodeKernels): Float32Array {
-    kernels.rmsNorm(h, this.valuesOf(weight, kernels, scale), into, this.m.config.rms_norm_eps);
+  private norm(h: Float32Array, weight: WeightRef, scale: number, into: Float32Array, kernels: DecodeKernels): Float32Array {
+    kernels.rmsNorm(h, weight.scaled(kernels, scale), into, this.m.config.rms_norm_eps);
     return into;
   }
 
   /** A sublayer's output times its LayerScale / SkipInit gate, when the scheme has one. */
-  private gate(y: Float32Array, gate: tf.Variable | null, kernels: DecodeKernels): Float32Array {
-    if (gate) gateInPlace(y, this.valuesOf(gate, kernels));
+  private gate(y: Float32Array, gate: WeightRef | null, kernels: DecodeKernels): Float32Array {
+    if (gate) gateInPlace(y, gate.values(kernels));
     return y;
   }
 
   /** x [T, K] W [K, N] (+ b) into y [T, N]. */
-  private linear(x: Float32Array, weight: tf.Variable, bias: tf.Variable | null, y: Float32Array, T: number, K: number, N: number, kernels: DecodeKernels): Float32Array {
-    kernels.linear(x, this.valuesOf(weight, kernels), bias ? this.valuesOf(bias, kernels) : null, y, T, K, N);
+  private linear(x: Float32Array, weight: WeightRef, bias: WeightRef | null, y: Float32Array, T: number, K: number, N: number, kernels: DecodeKernels): Float32Array {
+    kernels.linear(x, weight.values(kernels), bias ? bias.values(kernels) : null, y, T, K, N);
     return y;
   }
 

@@ -196,6 +196,31 @@ describe.skipIf(skip)(`the model on the native engine${reason ? ` (skipped: ${re
     model.dispose();
   });
 
+  it('decodeLogits gives the last row of logits() on arrays and on tensors, into `out` when given', async () => {
+    await tf.setBackend('deepen-native');
+    for (const tied of [false, true]) {
+      const model = LlamaModel.create(tinyConfig('pre', { tie_word_embeddings: tied }), { seed: 21 });
+      for (const storage of ['auto', 'tensors'] as const) {
+        const reference = new KVCache(3, { storage: 'tensors' });
+        const cache = new KVCache(3, { storage });
+        const out = new Float32Array(16);
+        for (const feed of [[5, 1, 7], [2], [9]]) {
+          const full = model.logits([feed], { cache: reference });
+          const want = full.dataSync().slice((feed.length - 1) * 16);
+          full.dispose();
+          expect(maxAbsDiff(model.decodeLogits(feed, cache), want), `${storage}, tied ${tied}`).toBeLessThan(2e-5);
+        }
+        expect(cache.length).toBe(5);
+        expect(cache.layout).toBe(storage === 'auto' ? 'arrays' : 'tensors');
+        expect(model.decodeLogits([3], cache, out)).toBe(out);
+        expect(() => model.decodeLogits([3], cache, new Float32Array(5))).toThrow(/out holds 5 values, the vocabulary 16/);
+        reference.dispose();
+        cache.dispose();
+      }
+      model.dispose();
+    }
+  });
+
   it('refuses to continue an array cache where arrays do not serve, naming why', async () => {
     await tf.setBackend('deepen-native');
     const model = LlamaModel.create(tinyConfig('pre'), { seed: 1 });

@@ -11,6 +11,8 @@
         "src/elementwise.cc",
         "src/reductions.cc",
         "src/fused.cc",
+        "src/decode.cc",
+        "src/gemv.cc",
         "src/layout.cc",
         "src/dispatch.cc",
         "src/pool.cc",

@@ -14,6 +14,8 @@ export { profileKernels, formatKernelProfile } from './profile.js';
 export type { KernelProfile, KernelTime } from './profile.js';
 export { NATIVE_BACKEND, nativeEngineStatus } from './native/backend.js';
 export type { NativeEngineStatus } from './native/backend.js';
+export { nativeDecodeKernels } from './native/decode.js';
+export type { DecodeKernels, CachedAttention } from './native/decode.js';
 export { FUSED_KERNELS, hasFused } from './fused/index.js';
 export type { FusedOp, AdamStep } from './fused/index.js';
 export { rmsNorm, swiGlu, applyRope, causalAttention, crossEntropy, adamUpdate } from './ops/index.js';

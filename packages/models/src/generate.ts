@@ -23,6 +23,11 @@ export interface GenerateOptions {
   rng?: Rng;
   /** Recompute every position each step instead of using the KV cache (for checking the cache). */
   noCache?: boolean;
+  /**
+   * The KV cache's storage (KVCacheOptions.storage): 'auto' (default) decodes on arrays through
+   * the native engine's decode kernels where it can; 'tensors' always through tfjs ops.
+   */
+  cacheStorage?: 'auto' | 'tensors';
   /** Called with each new token and its logits (a copy) as soon as it is chosen. */
   onToken?: (token: number, logits: Float32Array) => void;
 }
@@ -73,6 +78,15 @@ export function sampleToken(logits: Float32Array, options: Pick<GenerateOptions,
   return kept[probs.length - 1] as number;
 }
 
+/** The last position's logits of [1, T, V] logits, the tensor disposed. */
+function lastRow(logits: tf.Tensor3D): Float32Array {
+  try {
+    return tidyValues(() => tf.reshape(tf.slice(logits, [0, logits.shape[1] - 1, 0], [1, 1, -1]), [-1])) as Float32Array;
+  } finally {
+    logits.dispose();
+  }
+}
+
 /** Continues a prompt token by token (batch of one). */
 export function generate(model: LlamaModel, prompt: number[], options: GenerateOptions): GenerateResult {
   if (prompt.length === 0) throw new Error('generate: the prompt is empty');
@@ -84,17 +98,18 @@ export function generate(model: LlamaModel, prompt: number[], options: GenerateO
   const given = options.eosTokenId === undefined ? (model.config.eos_token_ids ?? model.config.eos_token_id) : options.eosTokenId;
   const eos = new Set(given === null ? [] : Array.isArray(given) ? given : [given]);
   const rng = options.rng ?? Rng.fromSeed(options.seed ?? 0);
-  const cache = options.noCache ? null : new KVCache(model.config.num_hidden_layers);
+  // Room for every position at once: the cache's arrays never grow during the loop.
+  const cache = options.noCache
+    ? null
+    : new KVCache(model.config.num_hidden_layers, { capacity: prompt.length + Math.max(1, options.maxNewTokens), storage: options.cacheStorage ?? 'auto' });
   const sequence = [...prompt];
   const tokens: number[] = [];
+  // Without onToken nothing outlives a step's logits: one array serves every step.
+  const scratch = options.onToken ? undefined : new Float32Array(model.config.vocab_size);
   try {
     let feed = prompt;
     while (tokens.length < options.maxNewTokens) {
-      const last = tidyValues(() => {
-        const logits = cache ? model.logits([feed], { cache }) : model.logits([sequence]);
-        const T = logits.shape[1];
-        return tf.reshape(tf.slice(logits, [0, T - 1, 0], [1, 1, -1]), [-1]);
-      }) as Float32Array;
+      const last = cache ? model.decodeLogits(feed, cache, scratch) : lastRow(model.logits([sequence]));
       const token = sampleToken(last, options, rng);
       tokens.push(token);
       sequence.push(token);

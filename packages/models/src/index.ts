@@ -7,6 +7,7 @@ export type { PresetShape, ParameterCount } from './presets.js';
 export { LlamaModel, modelTensorShapes, blockTensorShapes, tokenCrossEntropy, withScheme, parameterCountOf } from './model.js';
 export type { ForwardOptions, ForwardResult, HiddenStates, LossOptions } from './model.js';
 export { KVCache } from './kv-cache.js';
+export type { KVCacheOptions, LayerArrays } from './kv-cache.js';
 export { generate, sampleToken } from './generate.js';
 export type { GenerateOptions, GenerateResult } from './generate.js';
 export { ropeTables, rotateHalf, applyRope, inverseFrequencies, parseRopeScaling, RotaryTable, ROPE_TYPES } from './rope.js';

@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
-import { causalAttention, crossEntropy, swiGlu } from '@deepen/backend';
+import { causalAttention, crossEntropy, nativeDecodeKernels, swiGlu, tidyValues, type DecodeKernels } from '@deepen/backend';
 import { Rng } from '@deepen/core';
 import { rmsNorm, type BlockPlan, type InitSpec, type NormScheme, type ParamRole } from '@deepen/norms';
 import { familyOf, headDim, layerDepth, schemeOf, type LlamaConfig } from './config.js';
 import type { BlockBiases } from './families.js';
 import type { KVCache } from './kv-cache.js';
 import { BLOCK, EMBED, FINAL_NORM, LM_HEAD, layerPrefix } from './names.js';
+import { ArrayForward } from './native-decode.js';
 import { countParameters, type ParameterCount } from './presets.js';
 import { applyRope, RotaryTable } from './rope.js';
 
@@ -14,7 +15,11 @@ export interface ForwardOptions {
   skipLayers?: Iterable<number>;
   /** Return every executed block's input and output hidden states (caller disposes them). */
   captureHidden?: boolean;
-  /** Decode with a KV cache: positions continue from `cache.length`, and the cache is extended. */
+  /**
+   * Decode with a KV cache: positions continue from `cache.length`, and the cache is extended.
+   * On the native engine with a batch of one (and a cache of storage 'auto') the forward runs
+   * on arrays through the engine's decode kernels instead of tfjs ops; same logits.
+   */
   cache?: KVCache;
 }
 
@@ -148,6 +153,8 @@ export class LlamaModel {
   private readonly biases: BlockBiases;
   private readonly qkNorm: boolean;
   private readonly windows: Array<number | null>;
+  /** The cached batch-1 forward on the native engine's decode kernels. */
+  private readonly arrays: ArrayForward;
 
   private constructor(
     readonly config: LlamaConfig,
@@ -160,6 +167,15 @@ export class LlamaModel {
     this.biases = family.biases(config);
     this.qkNorm = family.qkNorm;
     this.windows = family.windows(config);
+    this.arrays = new ArrayForward({
+      config,
+      plans: this.plans,
+      rope: this.rope,
+      biases: this.biases,
+      qkNorm: this.qkNorm,
+      windows: this.windows,
+      param: (name) => this.param(name),
+    });
   }
 
   /** A freshly initialised model; the same seed gives the same weights on every engine. */
@@ -232,20 +248,44 @@ export class LlamaModel {
     return parameterCountOf(this.config);
   }
 
+  /** Throws unless positions offset..offset+seq-1 exist for this model. */
+  private checkPositions(offset: number, seq: number, caller: string): void {
+    if (seq < 1) throw new Error(`${caller}: the input has no positions`);
+    if (offset + seq > this.config.max_position_embeddings && !this.rope.extendsContext) {
+      throw new Error(`${caller}: positions ${offset}..${offset + seq - 1} exceed max_position_embeddings (${this.config.max_position_embeddings})`);
+    }
+  }
+
+  /**
+   * The decode kernels when `cache` can hold this batch in arrays (the native engine, a batch
+   * of one, storage 'auto'), else null; settles the cache's storage either way.
+   */
+  private arrayKernels(cache: KVCache, batch: number): DecodeKernels | null {
+    // A step of one token is a few dozen small ops: on arrays it skips tfjs's dispatch of each
+    // and writes the cache in place instead of copying it into a new tensor.
+    const kernels = batch === 1 && cache.storage === 'auto' && cache.layout !== 'tensors' ? nativeDecodeKernels() : null;
+    cache.settle(kernels ? 'arrays' : 'tensors');
+    return kernels;
+  }
+
   /** Logits for every position, plus hidden states when asked. Runs inside its own tidy scope. */
   forward(inputIds: tf.Tensor2D | number[][], options: ForwardOptions = {}): ForwardResult {
     const ids = Array.isArray(inputIds) ? null : inputIds;
     const [batch, seq] = ids ? (ids.shape as [number, number]) : [(inputIds as number[][]).length, (inputIds as number[][])[0]?.length ?? 0];
     const offset = options.cache?.length ?? 0;
-    if (seq < 1) throw new Error('forward: the input has no positions');
-    if (offset + seq > this.config.max_position_embeddings && !this.rope.extendsContext) {
-      throw new Error(`forward: positions ${offset}..${offset + seq - 1} exceed max_position_embeddings (${this.config.max_position_embeddings})`);
-    }
+    this.checkPositions(offset, seq, 'forward');
     const skip = new Set(options.skipLayers ?? []);
     for (const i of skip) {
       if (!Number.isInteger(i) || i < 0 || i >= this.config.num_hidden_layers) {
         throw new Error(`forward: skipLayers has ${i}, outside 0..${this.config.num_hidden_layers - 1}`);
       }
+    }
+    const kernels = options.cache ? this.arrayKernels(options.cache, batch) : null;
+    if (options.cache && kernels) {
+      const row = ids ? ids.dataSync() : (inputIds as number[][])[0]!;
+      const result = this.arrays.forward(row, options.cache, kernels, skip, options.captureHidden === true);
+      options.cache.length = offset + seq;
+      return result;
     }
     const result = tf.tidy(() => {
       const idTensor = ids ?? tf.tensor2d(inputIds as number[][], [batch, seq], 'int32');
@@ -265,8 +305,10 @@ export class LlamaModel {
       }
       const normed = rmsNorm(x, this.param(FINAL_NORM), this.config.rms_norm_eps);
       const flat = tf.reshape(normed, [batch * seq, H]);
+      // A tied head reads the embedding [vocab, hidden] transposed in place: tf.transpose would
+      // copy the whole embedding every forward.
       const logits2d = this.config.tie_word_embeddings
-        ? tf.matMul(flat, tf.transpose(this.param(EMBED)))
+        ? tf.matMul(flat, this.param(EMBED), false, true)
         : tf.matMul(flat, this.param(LM_HEAD));
       const logits = tf.reshape(logits2d, [batch, seq, this.config.vocab_size]) as tf.Tensor3D;
       return { logits, inputs: captured.inputs, outputs: captured.outputs, layers: tf.tensor1d(captured.layers, 'int32') };
@@ -282,6 +324,36 @@ export class LlamaModel {
   /** Logits only, [batch, seq, vocab]. */
   logits(inputIds: tf.Tensor2D | number[][], options: Omit<ForwardOptions, 'captureHidden'> = {}): tf.Tensor3D {
     return this.forward(inputIds, options).logits;
+  }
+
+  /**
+   * The logits of the last of `tokens` (one sequence, continuing `cache`, which it extends) as
+   * an array, written into `out` [vocab] when given: one step of generate(). Where the cache
+   * holds arrays (the native engine) no tensor is made, and the LM head runs for that
+   * position alone; elsewhere it is the last row of logits().
+   */
+  decodeLogits(tokens: ArrayLike<number>, cache: KVCache, out?: Float32Array): Float32Array {
+    const seq = tokens.length;
+    const V = this.config.vocab_size;
+    if (out && out.length !== V) throw new Error(`decodeLogits: out holds ${out.length} values, the vocabulary ${V}`);
+    this.checkPositions(cache.length, seq, 'decodeLogits');
+    const kernels = this.arrayKernels(cache, 1);
+    if (kernels) {
+      const offset = cache.length;
+      const result = this.arrays.lastLogits(tokens, cache, kernels, out ?? new Float32Array(V));
+      cache.length = offset + seq;
+      return result;
+    }
+    const logits = this.logits([Array.from(tokens)], { cache });
+    try {
+      const last = (seq === 1 ? logits.dataSync() : tidyValues(() => tf.slice(logits, [0, seq - 1, 0], [1, 1, -1]))) as Float32Array;
+      // Disposing the tensor leaves its values to the caller alone.
+      if (!out) return last;
+      out.set(last);
+      return out;
+    } finally {
+      logits.dispose();
+    }
   }
 
   /**
@@ -396,6 +468,7 @@ export class LlamaModel {
   dispose(): void {
     tf.dispose([...this.params.values()]);
     this.rope.dispose();
+    this.arrays.release();
     this.params.clear();
   }
 }

@@ -215,6 +215,9 @@ export function ropeTables(headDim: number, positions: number, theta: number): {
 export class RotaryTable {
   private cos: tf.Tensor2D | null = null;
   private sin: tf.Tensor2D | null = null;
+  /** The same tables as arrays, for the native decode path (which runs outside tfjs ops). */
+  private cosValues: Float32Array = new Float32Array(0);
+  private sinValues: Float32Array = new Float32Array(0);
   private rows = 0;
   private readonly base: { invFreq: Float64Array; attentionFactor: number };
 
@@ -245,6 +248,8 @@ export class RotaryTable {
     // Kept: the table outlives the forward (and its tidy scope) that first needed it.
     this.cos = tf.keep(tf.tensor2d(cos, [rows, this.headDim]));
     this.sin = tf.keep(tf.tensor2d(sin, [rows, this.headDim]));
+    this.cosValues = cos;
+    this.sinValues = sin;
     this.rows = rows;
   }
 
@@ -262,10 +267,24 @@ export class RotaryTable {
     return { cos: tf.slice(this.cos!, [offset, 0], [seq, -1]), sin: tf.slice(this.sin!, [offset, 0], [seq, -1]) };
   }
 
+  /** cos and sin [seq, headDim] of positions offset..offset+seq-1 as arrays (views of the table; never write them). */
+  arrays(offset: number, seq: number): { cos: Float32Array; sin: Float32Array } {
+    const end = offset + seq;
+    if (end > this.maxPositions) {
+      const { invFreq, attentionFactor } = inverseFrequencies(this.headDim, this.theta, this.scaling, this.maxPositions, end);
+      return ropeTablesFor(invFreq, attentionFactor, offset, seq);
+    }
+    this.reserve(end);
+    const [from, to] = [offset * this.headDim, end * this.headDim];
+    return { cos: this.cosValues.subarray(from, to), sin: this.sinValues.subarray(from, to) };
+  }
+
   dispose(): void {
     if (this.cos) tf.dispose([this.cos, this.sin!]);
     this.cos = null;
     this.sin = null;
+    this.cosValues = new Float32Array(0);
+    this.sinValues = new Float32Array(0);
     this.rows = 0;
   }
 }

@@ -11,7 +11,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_reductions(env, exports);
   register_fused(env, exports);
   register_layout(env, exports);
-  exports.Set("abiVersion", Napi::Number::New(env, 4));
+  register_decode(env, exports);
+  exports.Set("abiVersion", Napi::Number::New(env, 5));
   return exports;
 }
 

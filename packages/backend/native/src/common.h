@@ -130,6 +130,7 @@ void register_elementwise(Napi::Env env, Napi::Object exports);
 void register_reductions(Napi::Env env, Napi::Object exports);
 void register_fused(Napi::Env env, Napi::Object exports);
 void register_layout(Napi::Env env, Napi::Object exports);
+void register_decode(Napi::Env env, Napi::Object exports);
 
 }  // namespace deepen
 

@@ -27,13 +27,17 @@ struct Isa {
   void (*causal_softmax_rows)(float* scores, size_t rows, size_t cols, size_t offset, float scale, float* lse);
   void (*causal_probs_from_lse)(float* scores, size_t rows, size_t cols, size_t offset, float scale, const float* lse);
   void (*softmax_backward_rows)(const float* probs, float* grad, size_t rows, size_t cols, float scale);
+  void (*gemv_rows)(const float* x, const float* w, size_t K, size_t N, size_t ldw, float* y);
+  void (*gemv_dot)(const float* x, const float* w, size_t K, size_t n0, size_t n1, size_t ldw, float* y);
+  void (*attend_row)(const float* q, const float* kt, size_t ldk, const float* v, size_t S, size_t hd, float scale, float* scores, float* out);
 };
 
 #define DEEPEN_ISA_TABLE(ns)                                                                                              \
   Isa {                                                                                                                   \
     #ns, &ns::unary, &ns::binary, &ns::compare, &ns::reduce, &ns::softmax_rows, &ns::cross_entropy_forward,               \
         &ns::cross_entropy_backward, &ns::rms_norm_forward, &ns::rms_norm_backward, &ns::adam, &ns::swiglu_forward,       \
-        &ns::swiglu_backward, &ns::rope, &ns::causal_softmax_rows, &ns::causal_probs_from_lse, &ns::softmax_backward_rows \
+        &ns::swiglu_backward, &ns::rope, &ns::causal_softmax_rows, &ns::causal_probs_from_lse, &ns::softmax_backward_rows, &ns::gemv_rows, \
+        &ns::gemv_dot, &ns::attend_row                                                                                  \
   }
 
 Isa isa_avx512();

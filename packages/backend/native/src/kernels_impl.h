@@ -416,5 +416,99 @@ void softmax_backward_rows(const float* probs, float* grad, size_t rows, size_t 
   }
 }
 
+
+// ---------------------------------------------------------------- matrix-vector products
+
+// y[n0:n1] += sum over eight rows r of x[r] * w[r, n0:n1] (rows ldw apart), in row order.
+static inline void gemv_8rows(const float* x, const float* w, size_t ldw, size_t n0, size_t n1, float* __restrict y) {
+  const float x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3], x4 = x[4], x5 = x[5], x6 = x[6], x7 = x[7];
+  const float* __restrict w0 = w;
+  const float* __restrict w1 = w0 + ldw;
+  const float* __restrict w2 = w1 + ldw;
+  const float* __restrict w3 = w2 + ldw;
+  const float* __restrict w4 = w3 + ldw;
+  const float* __restrict w5 = w4 + ldw;
+  const float* __restrict w6 = w5 + ldw;
+  const float* __restrict w7 = w6 + ldw;
+  for (size_t n = n0; n < n1; n++) {
+    float acc = y[n];
+    acc += x0 * w0[n];
+    acc += x1 * w1[n];
+    acc += x2 * w2[n];
+    acc += x3 * w3[n];
+    acc += x4 * w4[n];
+    acc += x5 * w5[n];
+    acc += x6 * w6[n];
+    acc += x7 * w7[n];
+    y[n] = acc;
+  }
+}
+
+// y[0:N] = sum over k < K of x[k] * w[k, 0:N] (w row-major, row stride ldw): the product of one
+// row with a weight matrix stored [in, out]. At M = 1 a product only streams the weights once,
+// so it is bound by memory bandwidth; eight rows of w per pass over y keep y's loads and
+// stores (L1-resident) an eighth of the weight traffic. Each y[n] sums its terms in k order.
+void gemv_rows(const float* x, const float* w, size_t K, size_t N, size_t ldw, float* __restrict y) {
+  for (size_t n = 0; n < N; n++) y[n] = 0.0f;
+  // JavaScript's large arrays start 16 bytes past a page boundary (malloc's header), so a vector
+  // load at column 0 straddles two cache lines, which costs about a sixth of the bandwidth. The
+  // columns before the first 64-byte boundary go first, on their own; with rows a multiple of
+  // 64 bytes long, every row's remaining loads are then aligned.
+  size_t peel = ldw % 16 == 0 ? ((64 - (reinterpret_cast<uintptr_t>(w) & 63)) & 63) / sizeof(float) : 0;
+  peel = std::min(peel, N);
+  size_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    gemv_8rows(x + k, w + k * ldw, ldw, 0, peel, y);
+    gemv_8rows(x + k, w + k * ldw, ldw, peel, N, y);
+  }
+  for (; k < K; k++) {
+    const float xk = x[k];
+    const float* __restrict wk = w + k * ldw;
+    for (size_t n = 0; n < N; n++) y[n] += xk * wk[n];
+  }
+}
+
+// Dot product of two float vectors with sixteen partial sums, so it vectorises without
+// -ffast-math reassociation; the result does not depend on how callers split their work.
+static inline float dot16(const float* a, const float* b, size_t n) {
+  float partial[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; j++) partial[j] += a[i + j] * b[i + j];
+  float sum = 0;
+  for (int j = 0; j < 16; j++) sum += partial[j];
+  for (; i < n; i++) sum += a[i] * b[i];
+  return sum;
+}
+
+// y[n] = dot(w[n, 0:K], x) for n in [n0, n1): the product with a matrix stored [out, in] (a
+// tied embedding used as the LM head).
+void gemv_dot(const float* x, const float* w, size_t K, size_t n0, size_t n1, size_t ldw, float* y) {
+  for (size_t n = n0; n < n1; n++) y[n] = dot16(w + n * ldw, x, K);
+}
+
+// One query row of attention over S cached positions: out = softmax(scale * q k) v, with the
+// keys stored transposed (kt [hd, ldk], position s in column s) and the values as rows
+// (v [S, hd]), so both products are matrix-vector products over contiguous rows. The
+// probabilities are left in `scores` [S].
+void attend_row(const float* q, const float* kt, size_t ldk, const float* v, size_t S, size_t hd, float scale, float* scores, float* __restrict out) {
+  gemv_rows(q, kt, hd, S, ldk, scores);
+  for (size_t s = 0; s < S; s++) scores[s] *= scale;
+  const float m = row_max(scores, S);
+  // The exponentials in a loop of their own and the sum in sixteen partial sums: a running
+  // `sum += e` in the same loop would keep the whole loop, fast_exp included, scalar.
+  for (size_t s = 0; s < S; s++) scores[s] = fast_exp(scores[s] - m);
+  float partial[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  size_t s = 0;
+  for (; s + 16 <= S; s += 16)
+    for (int j = 0; j < 16; j++) partial[j] += scores[s + j];
+  float sum = 0;
+  for (int j = 0; j < 16; j++) sum += partial[j];
+  for (; s < S; s++) sum += scores[s];
+  const float inv = 1.0f / sum;
+  for (size_t i = 0; i < S; i++) scores[i] *= inv;
+  gemv_rows(scores, v, S, hd, hd, out);
+}
+
 }  // namespace DEEPEN_ISA
 }  // namespace deepen

@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include "common.h"
+#include "gemv.h"
 #include "pool.h"
 
 namespace deepen {
@@ -36,6 +37,12 @@ Napi::Value BatchedGemm(const Napi::CallbackInfo& info) {
     float* out = c.data + i * size_t(M * N);
     if (K == 0) {
       std::fill(out, out + M * N, 0.0f);
+      continue;
+    }
+    if (M == 1) {
+      // One row (a decode step's projections): a[0, :] is K contiguous values whether or not
+      // a is transposed, and a matrix-vector product streams b once where SGEMM would not.
+      gemv(a.data + aOffsets.data[i], b.data + bOffsets.data[i], size_t(K), size_t(N), transB, nullptr, out);
       continue;
     }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), 1.0f,

@@ -41,6 +41,13 @@ export interface NativeBinding {
   attentionGrad(
     q: Float32Array, k: Float32Array, v: Float32Array, dOut: Float32Array, lse: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array, ...shape: AttentionShape
   ): void;
+  /** y [M, N] = x [M, K] op(w) (+ bias [N]); op(w) is w [K, N], or w stored [N, K] when transW. */
+  linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, M: number, K: number, N: number, transW: boolean): void;
+  /** See native/src/decode.cc: rotates and writes T new keys and values into the caches, then attends over them. */
+  attendCached(
+    q: Float32Array, k: Float32Array, v: Float32Array, kCache: Float32Array, vCache: Float32Array, out: Float32Array, cos: Float32Array, sin: Float32Array,
+    T: number, offset: number, nH: number, nKV: number, hd: number, capacity: number, scale: number, window: number,
+  ): void;
 }
 
 /** B, nH, nKV, T, S, headDim, offset, scale. */
@@ -55,7 +62,7 @@ export const COMPARE = { Equal: 0, NotEqual: 1, Less: 2, LessEqual: 3, Greater: 
 export const REDUCE = { Sum: 0, Mean: 1, Max: 2, Min: 3, Prod: 4 } as const;
 
 /** The addon's ABI this TypeScript expects; a stale build with another one is not loaded. */
-const ABI_VERSION = 4;
+const ABI_VERSION = 5;
 
 /**
  * The addon, or why there is none. `expected` is true when this machine cannot build it by

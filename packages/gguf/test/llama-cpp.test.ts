@@ -138,6 +138,10 @@ describe('llama.cpp computes what deepen computes', () => {
 
 describe('half precision and Q8_0 on a trained model', () => {
   const tokens = () => textTokens(POSITIONS + 1);
+  // 200 training steps: about 20 s alone, minutes when CI runs every package's tests at once.
+  beforeAll(async () => {
+    await trainedModel();
+  }, 600_000);
 
   async function scoreFile(path: string, t: number[]) {
     const run = await openInLlamaCpp(path, 1024);

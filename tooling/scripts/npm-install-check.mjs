@@ -10,7 +10,14 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..', '..');
-const PUBLISHED = ['packages/core', 'packages/backend', 'packages/norms', 'packages/models', 'packages/data', 'packages/trainer', 'packages/evaluator', 'packages/pruner', 'packages/hub', 'apps/pretrain'];
+// Every library package that is published (all of packages/ not marked private), and the CLI:
+// a package added later is packed without anyone remembering to list it.
+const PUBLISHED = [
+  ...readdirSync(join(root, 'packages'))
+    .map((name) => `packages/${name}`)
+    .filter((dir) => JSON.parse(readFileSync(join(root, dir, 'package.json'), 'utf8')).private !== true),
+  'apps/pretrain',
+];
 const tfjsVersion = JSON.parse(readFileSync(join(root, 'packages/backend/package.json'), 'utf8')).peerDependencies['@tensorflow/tfjs'];
 
 const work = mkdtempSync(join(tmpdir(), 'deepen-npm-'));

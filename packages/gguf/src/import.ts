@@ -103,6 +103,7 @@ export function readGgufModel(path: string): GgufModel {
   let ropeScaling: RopeScaling | null = null;
   if (scalingType === 'linear') ropeScaling = { rope_type: 'linear', factor: need('rope.scaling.factor') };
   else if (scalingType !== 'none') throw new GgufError(`${path}: ${arch}.rope.scaling.type '${scalingType}' is not implemented by deepen's GGUF import`);
+  else if ((opt('rope.scaling.factor') ?? 1) !== 1) throw new GgufError(`${path}: ${arch}.rope.scaling.factor ${opt('rope.scaling.factor')} without a scaling type is ambiguous; deepen does not guess how llama.cpp applies it`);
 
   const tensorTypes: Record<string, number> = {};
   const read = new Map<string, { shape: number[]; values: Float32Array; type: TensorTypeName }>();

@@ -1,6 +1,6 @@
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, readSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { fsyncPath } from '@deepen/core';
+import { fsyncPath, JsonLinesWriter } from '@deepen/core';
 import { JOURNALED_TYPES, type JournaledMessage } from './worker/protocol.js';
 
 /** A job's event journal, in its folder. */
@@ -15,10 +15,11 @@ export const JOURNAL_FILE = 'events.jsonl';
  * the worker appends to the same journal.
  */
 export class JournalWriter {
-  private constructor(
-    readonly path: string,
-    private fd: number | null,
-  ) {}
+  private constructor(private readonly file: JsonLinesWriter) {}
+
+  get path(): string {
+    return this.file.path;
+  }
 
   /** Opens the journal for appending; a last line cut short (power lost mid-write) is dropped first. */
   static open(path: string): JournalWriter {
@@ -34,26 +35,20 @@ export class JournalWriter {
     }
     // The file's name must survive power loss as well as its lines.
     if (created) fsyncPath(dirname(path));
-    return new JournalWriter(path, fd);
+    return new JournalWriter(new JsonLinesWriter(path, 'the journal', fd));
   }
 
   append(message: JournaledMessage): void {
-    if (this.fd === null) throw new Error(`${this.path}: the journal is closed`);
-    const line = Buffer.from(`${JSON.stringify(message)}\n`, 'utf8');
-    let offset = 0;
-    while (offset < line.byteLength) offset += writeSync(this.fd, line, offset, line.byteLength - offset);
+    this.file.append(message);
   }
 
   /** Makes every line appended so far durable. */
   sync(): void {
-    if (this.fd !== null) fsyncSync(this.fd);
+    this.file.sync();
   }
 
   close(): void {
-    if (this.fd === null) return;
-    fsyncSync(this.fd);
-    closeSync(this.fd);
-    this.fd = null;
+    this.file.close();
   }
 }
 

@@ -81,6 +81,7 @@ export type { CheckpointLocation, WeightFiles } from './layout.js';
 export {
   TRAINING_EVENTS,
   MetricsLog,
+  JsonLinesWriter,
   readMetrics,
   writeRunRecord,
   readRunRecord,

@@ -132,10 +132,10 @@ export function readMetrics(runDir: string, options: { upToStep?: number } = {})
  * counts, so the log always covers the checkpoint a run resumes from).
  */
 export class MetricsLog {
-  private fd: number | null;
+  private readonly file: JsonLinesWriter;
 
   private constructor(readonly path: string) {
-    this.fd = openSync(path, 'a');
+    this.file = new JsonLinesWriter(path, 'metrics log');
   }
 
   static open(runDir: string, options: { resumeStep?: number | null } = {}): MetricsLog {
@@ -152,8 +152,38 @@ export class MetricsLog {
   }
 
   append<K extends TrainingEventName>(event: K, payload: TrainingEventRecords[K], time: Date = new Date()): void {
-    if (this.fd === null) throw new Error(`${this.path}: metrics log is closed`);
-    const line = Buffer.from(`${JSON.stringify({ event, time: time.toISOString(), ...payload })}\n`, 'utf8');
+    this.file.append({ event, time: time.toISOString(), ...payload });
+  }
+
+  sync(): void {
+    this.file.sync();
+  }
+
+  close(): void {
+    this.file.close();
+  }
+}
+
+/**
+ * An append-only JSON-lines file held open: each value becomes one line, written whole; `sync`
+ * makes every line so far durable, `close` syncs and closes. metrics.jsonl and the fine-tuning
+ * service's event journal are both written through it.
+ */
+export class JsonLinesWriter {
+  private fd: number | null;
+
+  /** `what` names the file in errors; `fd`, when given, is a descriptor already open for appending. */
+  constructor(
+    readonly path: string,
+    private readonly what: string,
+    fd?: number,
+  ) {
+    this.fd = fd ?? openSync(path, 'a');
+  }
+
+  append(value: unknown): void {
+    if (this.fd === null) throw new Error(`${this.path}: ${this.what} is closed`);
+    const line = Buffer.from(`${JSON.stringify(value)}\n`, 'utf8');
     let offset = 0;
     while (offset < line.byteLength) offset += writeSync(this.fd, line, offset, line.byteLength - offset);
   }

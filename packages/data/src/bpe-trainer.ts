@@ -178,17 +178,26 @@ export function trainByteLevelBpe(texts: Iterable<string>, options: TrainBpeOpti
     pre_tokenizer: byteLevel,
     post_processor: { ...byteLevel, trim_offsets: false },
     decoder: byteLevel,
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      merges,
-    },
+    model: byteLevelBpeModel(vocab, merges),
+  };
+}
+
+/**
+ * The "model" part of a byte-level BPE tokenizer.json (GPT-2 style: no unknown token, no
+ * byte fallback, no subword affixes), as Hugging Face writes it. `ignoreMerges` is Llama 3's:
+ * a word that is a token as a whole skips the merges.
+ */
+export function byteLevelBpeModel(vocab: Record<string, number>, merges: string[], options: { ignoreMerges?: boolean } = {}) {
+  return {
+    type: 'BPE' as const,
+    dropout: null,
+    unk_token: null,
+    continuing_subword_prefix: null,
+    end_of_word_suffix: null,
+    fuse_unk: false,
+    byte_fallback: false,
+    ignore_merges: options.ignoreMerges ?? false,
+    vocab,
+    merges,
   };
 }

@@ -6,7 +6,7 @@ export { TokenizerError } from './tokenizer-config.js';
 export type { SpecialTokens, Framing } from './tokenizer-config.js';
 export { ChatTemplate } from './chat-template.js';
 export type { ChatTemplateMessage, ChatTemplateOptions } from './chat-template.js';
-export { trainByteLevelBpe, DEFAULT_SPECIAL_TOKENS } from './bpe-trainer.js';
+export { trainByteLevelBpe, byteLevelBpeModel, DEFAULT_SPECIAL_TOKENS } from './bpe-trainer.js';
 export type { TrainBpeOptions, TokenizerJson } from './bpe-trainer.js';
 export { trainTokenizer, cachedTokenizer } from './tokenizer-training.js';
 export type { CachedTokenizerOptions } from './tokenizer-training.js';

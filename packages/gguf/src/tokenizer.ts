@@ -1,4 +1,4 @@
-import type { Tokenizer } from '@deepen/data';
+import { byteLevelBpeModel, type Tokenizer } from '@deepen/data';
 import { arr, bool, GgufError, metaValue, str, u32, type GgufFile, type GgufValue } from './format.js';
 
 /**
@@ -186,18 +186,7 @@ export function tokenizerFromGguf(file: GgufFile): ImportedTokenizer {
           }
         : null,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: pre.ignoreMerges,
-      vocab,
-      merges: merges.map(String),
-    },
+    model: byteLevelBpeModel(vocab, merges.map(String), { ignoreMerges: pre.ignoreMerges }),
   };
   // bos_token is named only when prompts start with it: deepen (like llama.cpp with
   // add_bos_token false) then frames prompts without it.

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { Tokenizer } from '@deepen/data';
-import { cacheDir, CONFIG_FILE, currentDir, locateCheckpoint } from '@deepen/core';
+import { cacheDir, CONFIG_FILE, currentDir, locateCheckpoint, summarizeSafetensors, weightFiles, type StorageDtype } from '@deepen/core';
 import { GgufError, importGguf, isGgufPath } from '@deepen/gguf';
 import { download, formatBytes, formatHubRef, isHubRef, parseHubRef } from '@deepen/hub';
 import { loadCheckpoint, type LlamaModel } from '@deepen/models';
@@ -87,4 +87,14 @@ export function openCheckpoint(dir: string, options: { tokenizer?: boolean } = {
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+}
+
+/**
+ * The precision a checkpoint's weights are stored in: the dtype of all its weight files
+ * (model.safetensors, or every shard its index lists), F32 when they are mixed. What an
+ * export or a folded upload keeps by default.
+ */
+export function storedDtype(dir: string): StorageDtype {
+  const dtypes = [...new Set(weightFiles(dir).files.flatMap((f) => summarizeSafetensors(join(dir, f)).dtypes))];
+  return dtypes.length === 1 && (dtypes[0] === 'F16' || dtypes[0] === 'BF16') ? dtypes[0] : 'F32';
 }

@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { summarizeSafetensors, weightFiles, type StorageDtype } from '@deepen/core';
+import { resolve } from 'node:path';
+import type { StorageDtype } from '@deepen/core';
 import { exportGguf, GGUF_DTYPES, GgufError, type GgufDtype } from '@deepen/gguf';
 import { formatBytes } from '@deepen/hub';
 import { saveCheckpoint } from '@deepen/models';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../flags.js';
 import { ENGINE_FLAGS, startEngine } from '../setup.js';
-import { CHECKPOINT_HELP, checkpointDir, openCheckpoint } from '../checkpoints.js';
+import { CHECKPOINT_HELP, checkpointDir, openCheckpoint, storedDtype } from '../checkpoints.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   out: { type: 'string', value: 'PATH', description: 'the file to write (FILE.gguf), or the folder for --format safetensors' },
@@ -21,12 +21,6 @@ const HELP = helpText(
   `Write a model for other runtimes. Schemes that fold (lns, layerscale, skipinit and their combinations with init-only parts) are folded into a plain Pre-LN model first; the others cannot be exported, and say why. ${CHECKPOINT_HELP}`,
   FLAGS,
 );
-
-/** The precision the checkpoint's weight files are stored in (F32 when they are mixed). */
-function storedDtype(dir: string): StorageDtype {
-  const dtypes = [...new Set(weightFiles(dir).files.flatMap((f) => summarizeSafetensors(join(dir, f)).dtypes))];
-  return dtypes.length === 1 && (dtypes[0] === 'F16' || dtypes[0] === 'BF16') ? dtypes[0] : 'F32';
-}
 
 export async function exportCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags('export', argv, FLAGS, 1);

@@ -2,12 +2,12 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { formatBytes, publish, publishToken, validateRepoId, type PublishProgress } from '@deepen/hub';
-import { locateCheckpoint, summarizeSafetensors, weightFiles, type StorageDtype } from '@deepen/core';
+import { locateCheckpoint } from '@deepen/core';
 import { loadCheckpoint, readCheckpointConfig, saveCheckpoint, schemeOf, type LlamaConfig } from '@deepen/models';
 import { knownSchemeParts } from '@deepen/norms';
 import { exportGguf, GGUF_DTYPES, GgufError, isGgufPath, type GgufDtype } from '@deepen/gguf';
 import { Tokenizer } from '@deepen/data';
-import { checkpointDir } from '../checkpoints.js';
+import { checkpointDir, storedDtype } from '../checkpoints.js';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../flags.js';
 import { asFlagError, ENGINE_FLAGS, startEngine } from '../setup.js';
 
@@ -106,35 +106,29 @@ export async function publishCommand(argv: string[]): Promise<number> {
   let staging: string | null = null;
   try {
     let weightsDir: string | undefined;
-    if (fold) {
+    const gguf: Array<{ path: string; source: string; dtype: string }> = [];
+    // Folding and the GGUF files both need the model: it is loaded once for both.
+    const needsModel = fold || ggufTypes.length > 0;
+    if (needsModel) {
       await startEngine(values, log);
       staging = mkdtempSync(join(tmpdir(), 'deepen-publish-'));
-      weightsDir = join(staging, 'folded');
-      const model = loadCheckpoint(location.dir);
-      try {
-        // Keep the precision the checkpoint was stored in: the dtypes of all its weight files
-        // (model.safetensors, or every shard its index lists).
-        const dtypes = [...new Set(weightFiles(location.dir).files.flatMap((f) => summarizeSafetensors(join(location.dir, f)).dtypes))];
-        const dtype: StorageDtype = dtypes.length === 1 && (dtypes[0] === 'F16' || dtypes[0] === 'BF16') ? dtypes[0] : 'F32';
-        await saveCheckpoint(model, weightsDir, { fold: true, dtype });
-      } finally {
-        model.dispose();
-      }
-      log(`folded '${scheme.name}' into a plain Pre-LN LLaMA (same outputs; stock runtimes load it)`);
-    } else if (config.deepen.stock_runtime_compatible !== true && !scheme.foldable) {
-      log(`'${scheme.name}' has no Pre-LN equivalent: the weights go up as deepen stores them, and only deepen reproduces the model`);
     }
-    const gguf: Array<{ path: string; source: string; dtype: string }> = [];
-    if (ggufTypes.length > 0) {
-      if (!fold) await startEngine(values, log);
-      staging ??= mkdtempSync(join(tmpdir(), 'deepen-publish-'));
-      const model = loadCheckpoint(location.dir);
-      try {
+    const model = needsModel ? loadCheckpoint(location.dir) : null;
+    try {
+      if (model && fold) {
+        weightsDir = join(staging as string, 'folded');
+        // Keep the precision the checkpoint was stored in.
+        await saveCheckpoint(model, weightsDir, { fold: true, dtype: storedDtype(location.dir) });
+        log(`folded '${scheme.name}' into a plain Pre-LN LLaMA (same outputs; stock runtimes load it)`);
+      } else if (config.deepen.stock_runtime_compatible !== true && !scheme.foldable) {
+        log(`'${scheme.name}' has no Pre-LN equivalent: the weights go up as deepen stores them, and only deepen reproduces the model`);
+      }
+      if (model && ggufTypes.length > 0) {
         const tokenizer = Tokenizer.fromDir(location.dir);
         const base = repo.split('/')[1] as string;
         for (const dtype of ggufTypes) {
           const file = `${base}-${dtype.toUpperCase()}.gguf`;
-          const source = join(staging, file);
+          const source = join(staging as string, file);
           try {
             const result = await exportGguf(model, tokenizer, source, { dtype: dtype as GgufDtype, name: base });
             for (const w of result.warnings) log(`note: ${w}`);
@@ -145,9 +139,9 @@ export async function publishCommand(argv: string[]): Promise<number> {
           gguf.push({ path: file, source, dtype });
           log(`wrote ${file} for llama.cpp`);
         }
-      } finally {
-        model.dispose();
       }
+    } finally {
+      model?.dispose();
     }
     const where = relative(process.cwd(), location.dir) || '.';
     log(`${dryRun ? 'dry run: would publish' : 'publishing'} ${where} to ${repo}${values.revision !== undefined ? `@${values.revision}` : ''}${token ? ` (token from ${token.source})` : ''}`);
